@@ -1,0 +1,47 @@
+# Set-up and everyday targets. `make run` and `make test` work on a fresh machine: they create the
+# virtualenv (.venv) and the pinned Go tools (.tools) first.
+
+PYTHON ?= python3
+VENV := .venv
+TOOLS := $(CURDIR)/.tools/bin
+KUSTOMIZE_VERSION := v5.8.1
+KFGEN := $(VENV)/bin/kfgen
+ENV ?= local
+export KFGEN_KUSTOMIZE := $(TOOLS)/kustomize
+
+.PHONY: run test tools lint render vendor build check clean
+
+run: $(KFGEN) tools
+	$(KFGEN) validate
+	$(KFGEN) vendor
+	$(KFGEN) render
+	$(KFGEN) build --env $(ENV) --out build/$(ENV)
+
+test: $(KFGEN) tools
+	$(VENV)/bin/ruff check generator tests
+	$(VENV)/bin/pytest -q
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(KFGEN): $(VENV)/.installed
+
+tools: $(TOOLS)/kustomize
+
+$(TOOLS)/kustomize:
+	GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+lint: $(KFGEN)
+	$(VENV)/bin/ruff check generator tests
+
+render vendor check: $(KFGEN)
+	$(KFGEN) $@
+
+build: $(KFGEN) tools
+	$(KFGEN) build --env $(ENV) --out build/$(ENV)
+
+clean:
+	rm -rf $(VENV) .tools vendor build .kfgen

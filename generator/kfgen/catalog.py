@@ -1,0 +1,165 @@
+"""The component catalog: components/<name>/component.yaml, validated into dataclasses."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import CatalogError, Problem
+from .refs import RemoteDir
+from .schemas import validate
+from .yamlio import load_file
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Release:
+    """Where a component's manifests come from in one Kubeflow release."""
+
+    repo: str  # host/owner/repo
+    ref: str
+    paths: tuple[str, ...]
+    components: tuple[str, ...]
+    crds: tuple[str, ...]
+    images: tuple[str, ...]
+    scalable: tuple[str, ...]
+
+    def _dir(self, path: str) -> RemoteDir:
+        host, owner, repo = self.repo.split("/")
+        return RemoteDir(host, owner, repo, self.ref, path)
+
+    @property
+    def roots(self) -> list[RemoteDir]:
+        """The kustomization roots this release builds (paths, then components)."""
+        return [self._dir(p) for p in self.paths + self.components]
+
+    @property
+    def resource_roots(self) -> list[RemoteDir]:
+        return [self._dir(p) for p in self.paths]
+
+    @property
+    def component_roots(self) -> list[RemoteDir]:
+        return [self._dir(p) for p in self.components]
+
+
+@dataclass(frozen=True)
+class PatchTemplate:
+    template: Path
+    kind: str  # "patch" or "resource"
+    target: dict[str, str] | None
+    when: str | None
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    description: str
+    namespace: str
+    set_namespace: bool
+    enabled_by_default: bool
+    depends_on: tuple[str, ...]
+    releases: dict[str, Release]
+    settings_schema: dict[str, Any]
+    patches: tuple[PatchTemplate, ...]
+    folder: Path
+    file: str
+
+    def defaults(self) -> dict[str, Any]:
+        """Default settings: every property's `default` in the settings schema."""
+        return {key: copy.deepcopy(prop["default"])
+                for key, prop in (self.settings_schema.get("properties") or {}).items() if "default" in prop}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    components: dict[str, Component]
+    kubernetes_versions: dict[str, tuple[str, ...]] = field(default_factory=dict)  # by Kubeflow release
+
+    @property
+    def releases(self) -> list[str]:
+        return sorted(self.kubernetes_versions)
+
+
+def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -> tuple[Component | None, list[Problem]]:
+    display = str((folder / "component.yaml").relative_to(root.parent)) if folder.is_relative_to(root.parent) else str(folder / "component.yaml")
+    document = load_file(folder / "component.yaml", display)
+    problems = validate(document, "component.schema.json")
+    if problems:
+        return None, problems
+    data = document.data
+    if data["name"] != folder.name:
+        problems.append(document.problem(("name",), f"must equal the folder name {folder.name!r}"))
+    try:
+        jsonschema.Draft202012Validator.check_schema(data["settings"])
+    except jsonschema.SchemaError as err:
+        problems.append(document.problem(("settings",) + tuple(err.absolute_path), f"invalid settings schema: {err.message}"))
+    for key, prop in (data["settings"].get("properties") or {}).items():
+        if "default" not in prop:
+            problems.append(document.problem(("settings", "properties", key), "every setting needs a default"))
+    for release in data["releases"]:
+        if release not in releases:
+            problems.append(document.problem(("releases", release), f"unknown Kubeflow release; supported: {', '.join(sorted(releases))}"))
+    patches = []
+    for index, patch in enumerate(data.get("patches") or []):
+        template = folder / patch["template"]
+        if not template.is_file() or not template.resolve().is_relative_to(folder.resolve()):
+            problems.append(document.problem(("patches", index, "template"), f"no template file {patch['template']!r} in {folder.name}/"))
+        kind = patch.get("kind", "patch")
+        if kind == "patch" and not patch.get("target"):
+            problems.append(document.problem(("patches", index), "a patch needs a target"))
+        patches.append(PatchTemplate(template, kind, patch.get("target"), patch.get("when")))
+    component = Component(
+        name=data["name"],
+        description=data["description"],
+        namespace=data["namespace"],
+        set_namespace=data.get("setNamespace", False),
+        enabled_by_default=data.get("enabledByDefault", True),
+        depends_on=tuple(data["dependsOn"]),
+        releases={
+            name: Release(
+                repo=rel["repo"], ref=rel.get("ref", name), paths=tuple(rel["paths"]),
+                components=tuple(rel.get("components", ())), crds=tuple(rel["crds"]), images=tuple(rel["images"]),
+                scalable=tuple(rel["scalable"]),
+            )
+            for name, rel in sorted(data["releases"].items())
+        },
+        settings_schema=data["settings"],
+        patches=tuple(patches),
+        folder=folder,
+        file=display,
+    )
+    return component, problems
+
+
+def load_catalog(root: Path) -> Catalog:
+    """Load and validate every catalog entry below root (the components/ folder)."""
+    releases_doc = load_file(root / "releases.yaml", "components/releases.yaml")
+    problems = validate(releases_doc, "releases.schema.json")
+    if problems:
+        raise CatalogError(problems)
+    releases = {name: tuple(entry["kubernetes"]) for name, entry in releases_doc.data["releases"].items()}
+    components: dict[str, Component] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not DNS_LABEL.match(folder.name):
+            problems.append(Problem(str(folder), 0, 0, "", "component folders must be DNS-1123 labels"))
+            continue
+        if not (folder / "component.yaml").is_file():
+            problems.append(Problem(str(folder), 0, 0, "", "folder has no component.yaml"))
+            continue
+        component, found = _component(folder, root, releases)
+        problems.extend(found)
+        if component:
+            components[component.name] = component
+    for component in components.values():
+        for index, dependency in enumerate(component.depends_on):
+            if dependency not in components:
+                problems.append(Problem(component.file, 0, 0, f"dependsOn[{index}]", f"unknown component {dependency!r}"))
+    if problems:
+        raise CatalogError(problems)
+    return Catalog(components, releases)

@@ -1,0 +1,35 @@
+"""kfgen build: run kustomize on each component overlay of an environment and write the objects."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..build import build_environment, format_summary, write_build
+from ..sources import verify_vendor
+from .common import add_project_arguments, load_project, progress_printer
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("build", help="build one environment's objects with kustomize")
+    add_project_arguments(parser)
+    parser.add_argument("--env", help="environment to build (default: the spec's default environment)")
+    parser.add_argument("--out", required=True, help="folder for one file of objects per component")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds (default: the machine's cores)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    project = load_project(args)
+    env_plan = project.plan.environment(args.env or project.platform.default_environment)
+    if project.platform.source_mode == "vendored":
+        verify_vendor(project.root)
+    build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"))
+    write_build(build, Path(args.out))
+    if args.output == "json":
+        print(json.dumps({"environment": build.environment, "seconds": round(build.seconds, 3),
+                          "components": [{"name": c.name, "wave": c.wave, "objects": len(c.objects)} for c in build.components]}))
+    else:
+        print(format_summary(build), end="")
+    return 0

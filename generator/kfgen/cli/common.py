@@ -1,0 +1,68 @@
+"""What every command needs: the project, the catalog, the spec and the plan."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..catalog import Catalog, load_catalog
+from ..errors import InputError
+from ..plan import Plan, make_plan
+from ..sources import SourceCache
+from ..spec import Platform, load_platform
+
+
+def add_project_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", nargs="?", help="the platform spec (default: platform.yaml in the project)")
+    parser.add_argument("--project", default=".", help="project root (default: the current directory)")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source-cache", action="append", default=[], metavar="DIR",
+                        help="a source cache laid out as kustomize localize names remote roots (repeatable; "
+                             "default: $KFGEN_SOURCE_CACHE, then ../shared/upstream beside the project)")
+
+
+@dataclass
+class Project:
+    root: Path
+    catalog: Catalog
+    platform: Platform
+    plan: Plan
+
+
+def load_project(args: argparse.Namespace) -> Project:
+    root = Path(args.project).resolve()
+    if not (root / "components").is_dir():
+        raise InputError(f"{root} has no components/ catalog; run from the project root or pass --project")
+    spec = Path(args.spec) if args.spec else root / "platform.yaml"
+    display = os.path.relpath(spec, Path.cwd()) if spec.is_absolute() else str(spec)
+    catalog = load_catalog(root / "components")
+    platform = load_platform(spec, catalog, display)
+    return Project(root, catalog, platform, make_plan(platform, catalog))
+
+
+def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:
+    directories = [Path(d) for d in args.source_cache]
+    if not directories and os.environ.get("KFGEN_SOURCE_CACHE"):
+        directories = [Path(d) for d in os.environ["KFGEN_SOURCE_CACHE"].split(os.pathsep) if d]
+    if not directories:
+        directories = [root.parent / "shared" / "upstream"]
+    fetched = root / ".kfgen" / "sources"
+    return SourceCache(directories + [fetched], fetch_dir=fetched)
+
+
+def progress_printer(label: str):
+    """A progress callback for terminals; None (quiet) when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(name: str, done: int, total: int, seconds: float) -> None:
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r\033[K{label} [{done}/{total}] {name} ({seconds:.1f}s){end}")
+        sys.stderr.flush()
+
+    return show

@@ -1,0 +1,118 @@
+"""The plan: which components each environment installs, in which order.
+
+Order comes from the catalog's dependency graph: a component comes after everything it depends on,
+and ties break by name so that the order is stable. A component's wave is the length of the longest
+dependency chain below it, so that components of one wave can be applied together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import Catalog, Component
+from .errors import CatalogError, Problem
+from .spec import ComponentConfig, Environment, Platform
+
+
+@dataclass(frozen=True)
+class PlannedComponent:
+    component: Component
+    config: ComponentConfig
+    wave: int
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    environment: Environment
+    components: tuple[PlannedComponent, ...]  # in dependency order
+
+    @property
+    def name(self) -> str:
+        return self.environment.name
+
+
+@dataclass(frozen=True)
+class Plan:
+    platform: Platform
+    catalog: Catalog
+    environments: tuple[EnvironmentPlan, ...]
+
+    def environment(self, name: str) -> EnvironmentPlan:
+        self.platform.environment(name)  # raises a helpful error for unknown names
+        return next(e for e in self.environments if e.name == name)
+
+    @property
+    def base_components(self) -> list[Component]:
+        """Components enabled in at least one environment: each gets a base."""
+        names = {p.name for env in self.environments for p in env.components}
+        return [self.catalog.components[name] for name in sorted(names)]
+
+
+def find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
+    """A dependency cycle as a list of names (first repeated last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def dependency_order(graph: dict[str, tuple[str, ...]]) -> list[str]:
+    """Topological order, dependencies first, ties by name."""
+    cycle = find_cycle(graph)
+    if cycle:
+        raise CatalogError([Problem("components/", 0, 0, "dependsOn", "dependency cycle: " + " -> ".join(cycle))])
+    order: list[str] = []
+    placed: set[str] = set()
+    remaining = sorted(graph)
+    while remaining:
+        ready = [n for n in remaining if all(d in placed or d not in graph for d in graph[n])]
+        order.extend(ready)
+        placed.update(ready)
+        remaining = [n for n in remaining if n not in placed]
+    return order
+
+
+def waves(graph: dict[str, tuple[str, ...]], order: list[str]) -> dict[str, int]:
+    wave: dict[str, int] = {}
+    for name in order:
+        wave[name] = 1 + max((wave[d] for d in graph[name] if d in wave), default=-1)
+    return wave
+
+
+def make_plan(platform: Platform, catalog: Catalog) -> Plan:
+    graph = {name: c.depends_on for name, c in catalog.components.items()}
+    order = dependency_order(graph)
+    environments = []
+    for environment in platform.environments:
+        enabled = {name for name in environment.enabled}
+        sub = {name: tuple(d for d in graph[name] if d in enabled) for name in order if name in enabled}
+        wave = waves(sub, [n for n in order if n in enabled])
+        planned = tuple(
+            PlannedComponent(catalog.components[name], environment.components[name], wave[name])
+            for name in order if name in enabled
+        )
+        environments.append(EnvironmentPlan(environment, planned))
+    return Plan(platform, catalog, tuple(environments))

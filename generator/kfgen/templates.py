@@ -1,0 +1,61 @@
+"""Catalog patch templates: Jinja in a sandbox, where every printed value is JSON.
+
+A template never pastes a string into YAML text: `{{ value }}` prints `json.dumps(value)`, which is
+valid YAML for any value, so a hostile string cannot break out of its field. The output is parsed
+again (safely) and re-serialized, so what reaches the overlay is always well-formed.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import CatalogError
+from .yamlio import parse, to_json
+
+
+def _finalize(value: Any) -> str:
+    return to_json(value)
+
+
+@cache
+def _environment() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        finalize=_finalize,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def _compile(path: Path) -> jinja2.Template:
+    return _environment().from_string(path.read_text(encoding="utf-8"))
+
+
+def evaluate(expression: str, context: dict[str, Any], where: str) -> Any:
+    """Evaluate a `when:` expression of the catalog."""
+    try:
+        return _environment().compile_expression(expression)(**context)
+    except jinja2.TemplateError as err:
+        raise CatalogError(f"{where}: cannot evaluate {expression!r}: {err}") from None
+
+
+def render_documents(path: Path, context: dict[str, Any], where: str) -> list[Any]:
+    """Render a template and return the YAML documents it produced."""
+    try:
+        text = _compile(path).render(**context)
+    except jinja2.TemplateError as err:
+        raise CatalogError(f"{where}: template {path.name} failed: {err}") from None
+    documents = []
+    for index, chunk in enumerate(text.split("\n---\n")):
+        document = parse(chunk, f"{where} (output of {path.name}, document {index + 1})").data
+        if document is not None:
+            documents.append(document)
+    return documents
