@@ -19,7 +19,12 @@ from .yamlio import parse, to_json
 
 
 def _finalize(value: Any) -> str:
-    return to_json(value)
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()  # a missing value is an error, never "null"
+    try:
+        return to_json(value)
+    except TypeError as err:
+        raise jinja2.TemplateError(f"cannot print {type(value).__name__} as JSON: {err}") from None
 
 
 @cache

@@ -38,8 +38,9 @@ def load_project(args: argparse.Namespace) -> Project:
     root = Path(args.project).resolve()
     if not (root / "components").is_dir():
         raise InputError(f"{root} has no components/ catalog; run from the project root or pass --project")
-    spec = Path(args.spec) if args.spec else root / "platform.yaml"
-    display = os.path.relpath(spec, Path.cwd()) if spec.is_absolute() else str(spec)
+    spec = Path(args.spec).resolve() if args.spec else root / "platform.yaml"
+    # Named relative to the project, so that generated headers do not depend on where kfgen ran.
+    display = spec.relative_to(root).as_posix() if spec.is_relative_to(root) else str(spec)
     catalog = load_catalog(root / "components")
     platform = load_platform(spec, catalog, display)
     return Project(root, catalog, platform, make_plan(platform, catalog))

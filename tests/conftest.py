@@ -1,0 +1,135 @@
+"""Shared fixtures: temporary copies of the project, the real source cache and the real kustomize."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kfgen.build import EnvironmentBuild, build_environment
+from kfgen.catalog import load_catalog
+from kfgen.output import write_tree
+from kfgen.plan import make_plan
+from kfgen.render import render
+from kfgen.sources import LOCK_FILE, SourceCache, vendor, write_lock
+from kfgen.spec import load_platform
+
+PROJECT = Path(__file__).resolve().parents[1]
+# Temporary projects have no .tools of their own: they use the project's pinned kustomize.
+os.environ.setdefault("KFGEN_KUSTOMIZE", str(PROJECT / ".tools" / "bin" / "kustomize"))
+
+
+def source_cache_dirs() -> list[Path]:
+    configured = os.environ.get("KFGEN_SOURCE_CACHE")
+    if configured:
+        return [Path(d) for d in configured.split(os.pathsep) if d]
+    return [PROJECT.parent / "shared" / "upstream"]
+
+
+# Temporary projects have no ../shared beside them: point them at the same source cache.
+os.environ.setdefault("KFGEN_SOURCE_CACHE", os.pathsep.join(str(d) for d in source_cache_dirs()))
+
+
+def run_kfgen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real CLI, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "kfgen", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def shipped_spec() -> dict[str, Any]:
+    with open(PROJECT / "platform.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class TempProject:
+    """A copy of the project's inputs (spec and catalog) in a temporary folder."""
+
+    def __init__(self, root: Path, spec: dict[str, Any] | None = None):
+        self.root = root
+        shutil.copytree(PROJECT / "components", root / "components")
+        self.write_spec(spec if spec is not None else shipped_spec())
+
+    @property
+    def spec_path(self) -> Path:
+        return self.root / "platform.yaml"
+
+    def write_spec(self, spec: dict[str, Any]) -> None:
+        self.spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+
+    def kfgen(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_kfgen(*args, "--project", str(self.root), cwd=self.root)
+
+    def plan(self):
+        catalog = load_catalog(self.root / "components")
+        return make_plan(load_platform(self.spec_path, catalog), catalog)
+
+    def render(self) -> None:
+        write_tree(render(self.plan()), self.root)
+
+    def vendor(self) -> None:
+        plan = self.plan()
+        release = plan.platform.kubeflow_version
+        roots = sorted({r for c in plan.base_components for r in c.releases[release].roots})
+        entries = vendor(roots, SourceCache(source_cache_dirs()), self.root / "vendor")
+        write_lock(self.root / LOCK_FILE, entries)
+
+    def build(self, env: str) -> EnvironmentBuild:
+        return build_environment(self.root, self.plan().environment(env))
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., TempProject]:
+    counter = iter(range(1000))
+
+    def make(spec: dict[str, Any] | None = None) -> TempProject:
+        return TempProject(tmp_path / f"project-{next(counter)}", spec)
+
+    return make
+
+
+def spec_for_release(release: str, all_components: bool = False) -> dict[str, Any]:
+    """The shipped spec moved to another release (and Kubernetes version it supports)."""
+    spec = copy.deepcopy(shipped_spec())
+    spec["kubeflow"]["version"] = release
+    spec["kubernetes"]["version"] = "1.33"
+    if all_components:
+        catalog = load_catalog(PROJECT / "components")
+        spec["components"] = {name: {"enabled": True} for name, c in catalog.components.items() if release in c.releases}
+    return spec
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str, bool], EnvironmentBuild]:
+    """Builds of (release, environment, all components) made once per test session."""
+    cache: dict[tuple[str, str, bool], EnvironmentBuild] = {}
+    projects: dict[tuple[str, bool], TempProject] = {}
+
+    def get(release: str, env: str, all_components: bool = False) -> EnvironmentBuild:
+        key = (release, env, all_components)
+        if key not in cache:
+            if (release, all_components) not in projects:
+                root = tmp_path_factory.mktemp(f"built-{release}-{'all' if all_components else 'shipped'}")
+                project = TempProject(root / "project", spec_for_release(release, all_components))
+                project.vendor()
+                project.render()
+                projects[(release, all_components)] = project
+            cache[key] = projects[(release, all_components)].build(env)
+        return cache[key]
+
+    return get
+
+
+def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    return (group, obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])

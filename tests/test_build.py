@@ -1,0 +1,165 @@
+"""Building with the real kustomize from the real source cache."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from collections import Counter
+
+import pytest
+import yaml
+from conftest import PROJECT, identity, source_cache_dirs
+
+from kfgen.catalog import load_catalog
+from kfgen.refs import RemoteDir
+from kfgen.render import mirror_image
+from kfgen.sources import SourceCache, vendor
+from kfgen.yamlio import load_all_plain
+
+RELEASES = ("26.03", "v1.11.0")
+ENVIRONMENTS = ("local", "staging", "prod")
+CATALOG = load_catalog(PROJECT / "components")
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+
+
+def _containers(obj):
+    spec = obj["spec"]["template"]["spec"]
+    return (spec.get("containers") or []) + (spec.get("initContainers") or [])
+
+
+def _image_name(image: str) -> str:
+    name = image.split("@")[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+@pytest.fixture(scope="module")
+def upstream_example(tmp_path_factory):
+    """What a user gets from `kustomize build example` of kubeflow/manifests 26.03."""
+    root = tmp_path_factory.mktemp("upstream")
+    example = RemoteDir("github.com", "kubeflow", "manifests", "26.03", "example")
+    vendor([example], SourceCache(source_cache_dirs()), root / "vendor")
+    result = subprocess.run([str(PROJECT / ".tools/bin/kustomize"), "build", str(root / "vendor" / example.relpath)],
+                            capture_output=True, text=True, check=True)
+    return load_all_plain(result.stdout)
+
+
+def test_local_contains_every_object_of_upstream_example(built, upstream_example):
+    ours = {identity(o) for o in built("26.03", "local").objects}
+    upstream = {identity(o) for o in upstream_example}
+    assert len(upstream) > 600
+    missing = upstream - ours
+    # The example user's profile is replaced by the spec's profiles.
+    assert missing == {("kubeflow.org", "Profile", "", "kubeflow-user-example-com")}
+    assert ("kubeflow.org", "Profile", "", "ml-research") in ours
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_environment_builds(built, release, env):
+    build = built(release, env)
+    assert len(build.objects) > 600
+    assert [c.name for c in build.components][:1] in (["cert-manager"], ["istio-crds"])
+    duplicates = [k for k, n in Counter(identity(o) for o in build.objects).items() if n > 1]
+    assert not duplicates
+
+
+def _normalized(objects, mirror: str | None):
+    """Objects with what the spec changes between environments taken out."""
+    out = {}
+    for original in objects:
+        obj = copy.deepcopy(original)
+        key = identity(obj)
+        if obj["kind"] in ("PodDisruptionBudget", "Profile", "Certificate", "ClusterIssuer") and \
+                obj["metadata"]["name"] not in ("kubeflow-self-signing-issuer",) and \
+                obj["metadata"].get("namespace") in (None, "istio-system", "kubeflow", "kubeflow-system", "knative-serving",
+                                                     "auth", "oauth2-proxy", "cert-manager") and \
+                (obj["kind"] != "Certificate" or obj["metadata"]["name"] == "kubeflow-gateway") and \
+                (obj["kind"] != "ClusterIssuer" or obj["metadata"]["name"] == "kubeflow-acme"):
+            continue
+        if obj["kind"] == "Deployment":
+            obj["spec"].pop("replicas", None)
+            obj["spec"]["template"]["spec"]["containers"][0].pop("resources", None)
+        if obj["kind"] in WORKLOADS:
+            for container in _containers(obj):
+                image = container["image"]
+                container["image"] = image[len(mirror) + 1:] if mirror else mirror_image(image, "m")[2:]
+        if obj["kind"] == "Gateway" and obj["metadata"]["name"] == "kubeflow-gateway":
+            obj["spec"].pop("servers")
+        if obj["kind"] == "Service" and obj["metadata"]["name"] == "istio-ingressgateway":
+            obj["spec"].pop("type")
+        out[key] = obj
+    return out
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_environments_differ_only_where_the_spec_says(built, env):
+    spec = yaml.safe_load((PROJECT / "platform.yaml").read_text())
+    env_spec = next(e for e in spec["environments"] if e["name"] == env)
+    local = built("26.03", "local").objects
+    other = built("26.03", env).objects
+    assert _normalized(local, None) == _normalized(other, env_spec["registryMirror"])
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_environments_carry_their_settings(built, env):
+    spec = yaml.safe_load((PROJECT / "platform.yaml").read_text())
+    env_spec = next(e for e in spec["environments"] if e["name"] == env)
+    objects = built("26.03", env).objects
+    by_id = {identity(o): o for o in objects}
+    gateway = by_id[("networking.istio.io", "Gateway", "kubeflow", "kubeflow-gateway")]
+    assert {h for s in gateway["spec"]["servers"] for h in s["hosts"]} == {env_spec["domain"]}
+    replicas = env_spec["sizing"]["replicas"]
+    pipelines_api = by_id[("apps", "Deployment", "kubeflow", "ml-pipeline")]
+    assert pipelines_api["spec"]["replicas"] == replicas
+    budgets = [o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == "ml-pipeline"]
+    if env_spec["sizing"].get("highAvailability"):
+        assert budgets and budgets[0]["spec"]["selector"]["matchLabels"] == pipelines_api["spec"]["selector"]["matchLabels"]
+    else:
+        assert not budgets
+    mirror = env_spec.get("registryMirror")
+    if mirror:
+        images = [c["image"] for o in objects if o["kind"] in WORKLOADS for c in _containers(o)]
+        assert images and all(i.startswith(mirror + "/") for i in images), [i for i in images if not i.startswith(mirror)]
+    service = by_id[("", "Service", "istio-system", "istio-ingressgateway")]
+    assert service["spec"]["type"] == ("ClusterIP" if env == "local" else "LoadBalancer")
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_catalog_facts_match_what_upstream_builds(built, release):
+    build = built(release, "local", True)
+    assert {c.name for c in build.components} == {n for n, c in CATALOG.components.items() if release in c.releases}
+    for component in build.components:
+        declared = CATALOG.components[component.name].releases[release]
+        crds = sorted(o["metadata"]["name"] for o in component.objects if o["kind"] == "CustomResourceDefinition")
+        assert crds == sorted(declared.crds), component.name
+        images = {_image_name(c["image"]) for o in component.objects if o["kind"] in WORKLOADS for c in _containers(o)}
+        assert images == set(declared.images), component.name
+        deployments = {o["metadata"]["name"] for o in component.objects if o["kind"] == "Deployment"}
+        assert set(declared.scalable) <= deployments, component.name
+
+
+def test_cli_build_writes_one_file_per_component_in_order(make_project, tmp_path):
+    project = make_project()
+    assert project.kfgen("vendor").returncode == 0
+    assert project.kfgen("render").returncode == 0
+    out = tmp_path / "out"
+    result = project.kfgen("build", "--env", "staging", "--out", str(out), "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "environment staging:" in result.stdout
+    files = sorted(p.name for p in out.glob("*.yaml"))
+    assert files[0].startswith("01-") and len(files) == 27
+    order = [name.split("-", 1)[1].removesuffix(".yaml") for name in files]
+    for index, name in enumerate(order):
+        for dependency in CATALOG.components[name].depends_on:
+            assert order.index(dependency) < index
+    assert (out / "summary.txt").read_text().startswith("environment staging:")
+
+
+def test_build_refuses_a_vendor_tree_that_does_not_match_the_lock(make_project, tmp_path):
+    project = make_project()
+    project.vendor()
+    project.render()
+    next((project.root / "vendor").rglob("kustomization.yaml")).write_text("resources: []\n")
+    result = project.kfgen("build", "--env", "local", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "does not match sources.lock.json" in result.stderr
