@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 import yaml
-from conftest import PROJECT, identity, source_cache_dirs
 
+from conftest import PROJECT, identity, source_cache_dirs
 from kfgen.catalog import load_catalog
 from kfgen.refs import RemoteDir
 from kfgen.render import mirror_image
@@ -163,3 +163,18 @@ def test_build_refuses_a_vendor_tree_that_does_not_match_the_lock(make_project, 
     result = project.kfgen("build", "--env", "local", "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "does not match sources.lock.json" in result.stderr
+
+
+def test_remote_mode_references_pinned_urls_and_builds_from_the_cache(make_project, built, tmp_path):
+    spec = yaml.safe_load((PROJECT / "platform.yaml").read_text())
+    spec["sources"]["mode"] = "remote"
+    project = make_project(spec)
+    assert project.kfgen("render").returncode == 0
+    base = yaml.safe_load((project.root / "base/pipelines/kustomization.yaml").read_text())
+    assert base["resources"] == ["https://github.com/kubeflow/manifests//applications/pipeline/overlays?ref=26.03"]
+    before = sorted(p.relative_to(project.root) for p in project.root.rglob("*"))
+    result = project.kfgen("--output", "json", "build", "--env", "local", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.relative_to(project.root) for p in project.root.rglob("*")) == before  # nothing written into it
+    objects = [o for f in sorted((tmp_path / "out").glob("*.yaml")) for o in load_all_plain(f.read_text())]
+    assert sorted(identity(o) for o in objects) == sorted(identity(o) for o in built("26.03", "local").objects)

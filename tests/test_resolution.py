@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import yaml
-from conftest import PROJECT, shipped_spec
 
+from conftest import PROJECT, shipped_spec
 from kfgen.catalog import load_catalog
 from kfgen.plan import make_plan
 from kfgen.render import render
@@ -32,7 +32,7 @@ def test_catalog_default_then_platform_then_environment():
     spec["components"]["istio"] = {"settings": {"ingressServiceType": "NodePort"}}
     spec["environments"][2].setdefault("components", {})["istio"] = {"settings": {"ingressServiceType": "LoadBalancer"}}
     platform = _resolve(spec)
-    local, staging, prod = platform.environments
+    local, _staging, prod = platform.environments
     assert local.components["istio"].settings == {"ingressServiceType": "NodePort"}  # platform-wide
     assert prod.components["istio"].settings == {"ingressServiceType": "LoadBalancer"}  # environment wins
     assert _resolve(shipped_spec()).environments[0].components["istio"].settings == {"ingressServiceType": "auto"}  # default

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import source_cache_dirs
 
+from conftest import source_cache_dirs
 from kfgen.errors import SourceError
 from kfgen.refs import ReleaseFile, RemoteDir, parse_remote
 from kfgen.sources import LOCK_FILE, TREE_ENTRY, SourceCache, find_kustomization, vendor, verify_vendor, write_lock
@@ -98,7 +98,7 @@ def test_vendored_tree_builds_under_the_default_load_restrictor(vendored):
 
 
 def test_lock_records_every_source_with_a_digest(vendored):
-    root, entries = vendored
+    root, _entries = vendored
     lock = json.loads((root / LOCK_FILE).read_text())["sources"]
     sources = {(e["source"], e["ref"]) for e in lock}
     assert ("github.com/kubeflow/manifests", "26.03") in sources

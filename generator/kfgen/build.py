@@ -1,6 +1,7 @@
 """Building: the real kustomize on each rendered component overlay, in parallel, read back as objects.
 
-Building only reads the rendered tree (and vendor/); it never writes into the project.
+Building only reads the rendered tree (and vendor/); it never writes into the project. In remote
+source mode it builds a temporary copy whose remote bases are resolved from the source caches.
 """
 
 from __future__ import annotations
@@ -8,16 +9,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .errors import BuildError, InputError, ToolMissing
 from .plan import EnvironmentPlan
-from .yamlio import load_all_plain
+from .refs import RemoteDir, parse_remote
+from .sources import SourceCache, vendor, verify_vendor
+from .yamlio import dump, load_all_plain
 
 KUSTOMIZE_VERSION = "v5.8.1"
 
@@ -59,14 +66,48 @@ def kustomize_build(kustomize: str, directory: Path) -> str:
     return result.stdout
 
 
+@contextmanager
+def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iterator[Path]:
+    """The tree to build from: the project itself when vendored (after checking vendor/ against
+    the lock), or a temporary copy whose remote bases point at sources from the caches."""
+    if source_mode == "vendored":
+        verify_vendor(project_root)
+        yield project_root
+        return
+    with tempfile.TemporaryDirectory(prefix="kfgen-build-") as workdir:
+        tree = Path(workdir)
+        shutil.copytree(project_root / "overlays", tree / "overlays")
+        shutil.copytree(project_root / "base", tree / "base")
+        bases = sorted((tree / "base").glob("*/kustomization.yaml"))
+        roots: dict[str, RemoteDir] = {}
+        documents = {}
+        for path in bases:
+            documents[path] = yaml.safe_load(path.read_text(encoding="utf-8"))
+            for field in ("resources", "components"):
+                for entry in documents[path].get(field) or []:
+                    remote = parse_remote(entry)
+                    if isinstance(remote, RemoteDir):
+                        roots[entry] = remote
+        vendor(sorted(set(roots.values())), cache, tree / "vendor")
+        for path, document in documents.items():
+            for field in ("resources", "components"):
+                document[field] = [os.path.relpath(tree / "vendor" / roots[e].relpath, path.parent) if e in roots else e
+                                   for e in document.get(field) or []] or None
+            path.write_text(dump({k: v for k, v in document.items() if v is not None}), encoding="utf-8")
+        yield tree
+
+
 def build_environment(
     project_root: Path,
     env_plan: EnvironmentPlan,
     jobs: int | None = None,
     progress: Callable[[str, int, int, float], None] | None = None,
+    tree: Path | None = None,
 ) -> EnvironmentBuild:
-    """Build every component overlay of one environment; results in dependency order."""
-    overlays = project_root / "overlays" / env_plan.name
+    """Build every component overlay of one environment; results in dependency order.
+
+    The overlays are read from tree (see build_tree), the project itself by default."""
+    overlays = (tree or project_root) / "overlays" / env_plan.name
     if not (overlays / "kustomization.yaml").is_file():
         raise InputError(f"overlays/{env_plan.name} is not rendered: run `kfgen render` first")
     kustomize = find_kustomize(project_root)

@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..build import build_environment, format_summary, write_build
-from ..sources import verify_vendor
-from .common import add_project_arguments, load_project, progress_printer
+from ..build import build_environment, build_tree, format_summary, write_build
+from .common import add_project_arguments, add_source_arguments, load_project, progress_printer, source_cache
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", help="environment to build (default: the spec's default environment)")
     parser.add_argument("--out", required=True, help="folder for one file of objects per component")
+    add_source_arguments(parser)
     parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds (default: the machine's cores)")
     parser.set_defaults(run=run)
 
@@ -23,9 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     env_plan = project.plan.environment(args.env or project.platform.default_environment)
-    if project.platform.source_mode == "vendored":
-        verify_vendor(project.root)
-    build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"))
+    with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
+        build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"), tree)
     write_build(build, Path(args.out))
     if args.output == "json":
         print(json.dumps({"environment": build.environment, "seconds": round(build.seconds, 3),

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps([entry.__dict__ for entry in entries]))
     else:
-        for entry in entries:
+        *sources, tree = entries
+        for entry in sources:
             print(f"{entry.source}@{entry.ref}: {entry.files} files, sha256 {entry.sha256[:16]}")
-        print(f"vendor: {len(entries)} sources into vendor/, locked in {LOCK_FILE}")
+        print(f"vendor: {len(sources)} sources, {tree.files} files into vendor/, locked in {LOCK_FILE}")
     return 0
