@@ -136,6 +136,11 @@ def test_catalog_facts_match_what_upstream_builds(built, release):
         assert images == set(declared.images), component.name
         deployments = {o["metadata"]["name"] for o in component.objects if o["kind"] == "Deployment"}
         assert set(declared.scalable) <= deployments, component.name
+        # What GitOps projects allow: every namespace and cluster-scoped kind the component really creates.
+        namespaces = {o["metadata"]["namespace"] for o in component.objects if o["metadata"].get("namespace")}
+        assert namespaces <= set(declared.namespaces), component.name
+        cluster_kinds = {"/".join(identity(o)[:2]).lstrip("/") for o in component.objects if not o["metadata"].get("namespace")}
+        assert cluster_kinds <= set(declared.cluster_kinds), component.name
 
 
 def test_cli_build_writes_one_file_per_component_in_order(make_project, tmp_path):

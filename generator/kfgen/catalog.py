@@ -29,6 +29,8 @@ class Release:
     crds: tuple[str, ...]
     images: tuple[str, ...]
     scalable: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    cluster_kinds: tuple[str, ...]
 
     def _dir(self, path: str) -> RemoteDir:
         host, owner, repo = self.repo.split("/")
@@ -125,7 +127,8 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
             name: Release(
                 repo=rel["repo"], ref=rel.get("ref", name), paths=tuple(rel["paths"]),
                 components=tuple(rel.get("components", ())), crds=tuple(rel["crds"]), images=tuple(rel["images"]),
-                scalable=tuple(rel["scalable"]),
+                scalable=tuple(rel["scalable"]), namespaces=tuple(rel["namespaces"]),
+                cluster_kinds=tuple(rel["clusterKinds"]),
             )
             for name, rel in sorted(data["releases"].items())
         },

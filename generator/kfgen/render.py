@@ -4,6 +4,7 @@
     overlays/<env>/<component>/kustomization.yaml the component's resolved settings as patches
     overlays/<env>/<component>/*.yaml             patches and extra objects the overlay names
     overlays/<env>/kustomization.yaml            the whole environment
+    gitops/<env>/                                Argo CD or Flux objects (see gitops.py)
     kustomization.yaml                           the default environment, so `kustomize build .` works
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Component
+from .gitops import gitops_documents
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .templates import evaluate, render_documents
@@ -235,6 +237,10 @@ def render(plan: Plan) -> RenderedTree:
         files.update(render_base(component, release, plan.platform.source_mode))
     for env_plan in plan.environments:
         files.update(render_environment(plan, env_plan))
+        source = f"{plan.platform.file} (environment {env_plan.name}, gitops)"
+        for name, documents in gitops_documents(plan, env_plan).items():
+            body = dump(documents[0]) if len(documents) == 1 else dump_all(documents)
+            files[f"gitops/{env_plan.name}/{name}"] = (header(source) + body).encode()
     files["kustomization.yaml"] = _yaml_file(
         f"{plan.platform.file} (default environment {plan.platform.default_environment})",
         _kustomization(resources=[f"overlays/{plan.platform.default_environment}"]),

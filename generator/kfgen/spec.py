@@ -75,6 +75,19 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class GitOps:
+    engine: str  # argocd, flux or none
+    repo_url: str | None
+    revision: str
+    path: str
+    namespace: str
+    prune: bool
+    self_heal: bool
+    hydrated: bool
+    sops_secret: str | None
+
+
+@dataclass(frozen=True)
 class Platform:
     file: str
     name: str
@@ -83,6 +96,7 @@ class Platform:
     source_mode: str
     default_environment: str
     environments: tuple[Environment, ...]
+    gitops: GitOps
 
     def environment(self, name: str) -> Environment:
         for environment in self.environments:
@@ -215,13 +229,15 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
         supported = catalog.kubernetes_versions[release]
         version = data["kubernetes"]["version"]
         if version not in supported:
-            resolver.fail(("kubernetes", "version"), f"Kubeflow {release} is not known to run on Kubernetes {version}; supported: {', '.join(supported)}")
+            resolver.fail(("kubernetes", "version"),
+                          f"Kubeflow {release} is not known to run on Kubernetes {version}; supported: {', '.join(supported)}")
     platform_layer = data.get("components") or {}
     resolver.check_component_names(platform_layer, ("components",), release)
     names: dict[str, int] = {}
     for index, env in enumerate(data["environments"]):
         if env["name"] in names:
-            resolver.fail(("environments", index, "name"), f"duplicate environment name {env['name']!r} (first at environments[{names[env['name']]}])")
+            first = names[env["name"]]
+            resolver.fail(("environments", index, "name"), f"duplicate environment name {env['name']!r} (first at environments[{first}])")
         names.setdefault(env["name"], index)
     profile_names: dict[str, int] = {}
     for index, profile in enumerate(data.get("profiles") or []):
@@ -240,6 +256,7 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
         resolver.resolve_environment(index, env, platform_layer, release, data.get("profiles") or [])
         for index, env in enumerate(data["environments"])
     )
+    gitops = _gitops(data.get("gitops") or {"engine": "none"}, resolver)
     if resolver.problems:
         raise SpecError(resolver.problems)
     return Platform(
@@ -250,6 +267,26 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
         source_mode=data["sources"]["mode"],
         default_environment=default,
         environments=environments,
+        gitops=gitops,
+    )
+
+
+def _gitops(data: dict[str, Any], resolver: _Resolver) -> GitOps:
+    engine = data["engine"]
+    if engine != "none" and not data.get("repoURL"):
+        resolver.fail(("gitops",), f"gitops engine {engine!r} needs repoURL")
+    if data.get("sopsSecret") and engine != "flux":
+        resolver.fail(("gitops", "sopsSecret"), f"SOPS decryption is a Flux feature; engine is {engine!r}")
+    return GitOps(
+        engine=engine,
+        repo_url=data.get("repoURL"),
+        revision=data.get("revision", "main"),
+        path=data.get("path", "."),
+        namespace=data.get("namespace", "flux-system" if engine == "flux" else "argocd"),
+        prune=data.get("prune", True),
+        self_heal=data.get("selfHeal", True),
+        hydrated=data.get("hydrated", False),
+        sops_secret=data.get("sopsSecret"),
     )
 
 

@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import KfgenError
-from . import build, check, render, validate, vendor
+from . import build, check, graph, render, validate, vendor
 
-COMMANDS = (validate, render, vendor, build, check)
+COMMANDS = (validate, render, vendor, build, check, graph)
 EXIT_INTERNAL = 70
 
 
