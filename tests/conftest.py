@@ -78,10 +78,7 @@ class TempProject:
         write_tree(render(self.plan()), self.root)
 
     def vendor(self) -> None:
-        plan = self.plan()
-        release = plan.platform.kubeflow_version
-        roots = sorted({r for c in plan.base_components for r in c.releases[release].roots})
-        entries = vendor(roots, SourceCache(source_cache_dirs()), self.root / "vendor")
+        entries = vendor(self.plan().source_roots, SourceCache(source_cache_dirs()), self.root / "vendor")
         write_lock(self.root / LOCK_FILE, entries)
 
     def build(self, env: str) -> EnvironmentBuild:

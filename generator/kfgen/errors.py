@@ -16,7 +16,9 @@ class Problem:
     message: str
 
     def format(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
+        if not self.file:
+            return f"kfgen: error: {self.message}"
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         field = f"{self.path}: " if self.path else ""
         return f"{where}: error: {field}{self.message}"
 

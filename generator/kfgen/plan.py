@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .catalog import Catalog, Component
 from .errors import CatalogError, Problem
+from .refs import RemoteDir
 from .spec import ComponentConfig, Environment, Platform
 
 
@@ -50,6 +51,12 @@ class Plan:
         """Components enabled in at least one environment: each gets a base."""
         names = {p.name for env in self.environments for p in env.components}
         return [self.catalog.components[name] for name in sorted(names)]
+
+    @property
+    def source_roots(self) -> list[RemoteDir]:
+        """Every upstream kustomization root the enabled components build from."""
+        release = self.platform.kubeflow_version
+        return sorted({root for c in self.base_components for root in c.releases[release].roots})
 
 
 def find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:

@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import KfgenError
-from . import build, check, graph, render, validate, vendor
+from . import build, check, diff, graph, render, upgrade, validate, vendor
 
-COMMANDS = (validate, render, vendor, build, check, graph)
+COMMANDS = (validate, render, vendor, build, check, diff, graph, upgrade)
 EXIT_INTERNAL = 70
 
 

@@ -13,6 +13,7 @@ from .common import add_project_arguments, load_project
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("check", help="check that generated files match the spec")
     add_project_arguments(parser)
+    parser.add_argument("--drift-only", action="store_true", help="only compare generated files with a fresh render")
     parser.set_defaults(run=run)
 
 

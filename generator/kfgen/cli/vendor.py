@@ -18,9 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
-    release = project.platform.kubeflow_version
-    roots = sorted({root for component in project.plan.base_components for root in component.releases[release].roots})
-    entries = vendor(roots, source_cache(args, project.root), project.root / "vendor")
+    entries = vendor(project.plan.source_roots, source_cache(args, project.root), project.root / "vendor")
     write_lock(project.root / LOCK_FILE, entries)
     if args.output == "json":
         print(json.dumps([entry.__dict__ for entry in entries]))

@@ -1,0 +1,79 @@
+"""Whole-platform snapshots of a revision: render, vendor and build every environment in a scratch tree.
+
+Used to compare revisions (`kfgen diff`) and releases (`kfgen upgrade`). The project's own working
+tree is only read: a git revision is checked out in a temporary worktree, and the working tree's
+spec and catalog are copied to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .build import build_environment, build_tree
+from .catalog import load_catalog
+from .diff import Snapshot
+from .errors import InputError
+from .output import write_tree
+from .plan import make_plan
+from .render import render
+from .sources import LOCK_FILE, SourceCache, vendor, write_lock
+from .spec import load_platform
+
+INPUTS = ("platform.yaml", "components")
+
+
+@contextmanager
+def working_copy(project_root: Path) -> Iterator[Path]:
+    """The working tree's spec and catalog, copied to a scratch folder."""
+    with tempfile.TemporaryDirectory(prefix="kfgen-head-") as scratch:
+        tree = Path(scratch) / "tree"
+        tree.mkdir()
+        shutil.copy2(project_root / "platform.yaml", tree / "platform.yaml")
+        shutil.copytree(project_root / "components", tree / "components")
+        yield tree
+
+
+@contextmanager
+def git_revision(project_root: Path, ref: str) -> Iterator[Path]:
+    """A git revision of the project checked out in a temporary worktree, removed afterwards."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(project_root), *args], capture_output=True, text=True)
+
+    found = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if found.returncode != 0:
+        raise InputError(f"no git revision {ref!r} in {project_root}")
+    toplevel = Path(git("rev-parse", "--show-toplevel").stdout.strip())
+    prefix = project_root.resolve().relative_to(toplevel.resolve())
+    with tempfile.TemporaryDirectory(prefix="kfgen-rev-") as scratch:
+        tree = Path(scratch) / "tree"
+        added = git("worktree", "add", "--detach", str(tree), found.stdout.strip())
+        if added.returncode != 0:
+            raise InputError(f"cannot check out {ref!r}: {added.stderr.strip()}")
+        try:
+            yield tree / prefix
+        finally:
+            git("worktree", "remove", "--force", str(tree))
+
+
+def snapshot(tree: Path, project_root: Path, label: str, cache: SourceCache, jobs: int | None = None,
+             progress: Callable[[str, int, int, float], None] | None = None) -> Snapshot:
+    """Render, vendor and build every environment of the project at tree (a scratch copy)."""
+    if not (tree / "platform.yaml").is_file():
+        raise InputError(f"{label} has no platform.yaml")
+    catalog = load_catalog(tree / "components")
+    platform = load_platform(tree / "platform.yaml", catalog, f"{label}:platform.yaml")
+    plan = make_plan(platform, catalog)
+    write_tree(render(plan), tree)
+    if platform.source_mode == "vendored":
+        write_lock(tree / LOCK_FILE, vendor(plan.source_roots, cache, tree / "vendor"))
+    result: Snapshot = {}
+    with build_tree(tree, platform.source_mode, cache) as build_root:
+        for env_plan in plan.environments:
+            built = build_environment(project_root, env_plan, jobs, progress, build_root)
+            result[env_plan.name] = {c.name: c.objects for c in built.components}
+    return result
