@@ -1,0 +1,30 @@
+"""kfgen hydrate: build environments into plain YAML under rendered/<env>/ for GitOps to sync as is."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..build import build_environment, build_tree, write_hydrated
+from .common import add_project_arguments, add_source_arguments, load_project, progress_printer, source_cache
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("hydrate", help="write built objects to rendered/<env>/<component>/")
+    add_project_arguments(parser)
+    add_source_arguments(parser)
+    parser.add_argument("--env", action="append", help="environment to hydrate (repeatable; default: all)")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    project = load_project(args)
+    names = args.env or [e.name for e in project.platform.environments]
+    env_plans = [project.plan.environment(name) for name in names]
+    with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
+        for env_plan in env_plans:
+            build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"hydrate {env_plan.name}"), tree)
+            target = write_hydrated(build, project.root / "rendered", project.platform.file)
+            print(f"hydrate: {len(build.objects)} objects of {len(build.components)} components into "
+                  f"{target.relative_to(project.root)}/")
+    return 0
