@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kfgen.build import EnvironmentBuild, build_environment
+from kfgen.build import Builder, EnvironmentBuild, build_environment
 from kfgen.catalog import load_catalog
 from kfgen.output import write_tree
 from kfgen.plan import make_plan
@@ -57,6 +57,7 @@ class TempProject:
 
     def __init__(self, root: Path, spec: dict[str, Any] | None = None):
         self.root = root
+        self._builder: Builder | None = None
         shutil.copytree(PROJECT / "components", root / "components")
         self.write_spec(spec if spec is not None else shipped_spec())
 
@@ -82,7 +83,10 @@ class TempProject:
         write_lock(self.root / LOCK_FILE, entries)
 
     def build(self, env: str) -> EnvironmentBuild:
-        return build_environment(self.root, self.plan().environment(env))
+        """Builds share one Builder, so each component's base is built once for all environments."""
+        if self._builder is None:
+            self._builder = Builder(PROJECT, self.root)
+        return build_environment(self.root, self.plan().environment(env), builder=self._builder)
 
 
 @pytest.fixture

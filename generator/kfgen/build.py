@@ -7,35 +7,46 @@ source mode it builds a temporary copy whose remote bases are resolved from the 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .buildcache import BuildCache, digest_files, digest_text
 from .errors import BuildError, InputError, ToolMissing
 from .plan import EnvironmentPlan
 from .refs import RemoteDir, parse_remote
-from .sources import SourceCache, vendor, verify_vendor
+from .sources import LOCK_FILE, SourceCache, vendor, verify_vendor, write_lock
 from .yamlio import dump, load_all_plain
 
 KUSTOMIZE_VERSION = "v5.8.1"
 
 
-@dataclass(frozen=True)
+@dataclass
 class ComponentBuild:
     name: str
     wave: int
     text: str
-    objects: list[dict[str, Any]]
     seconds: float
+    cached: bool = False
+    _objects: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        """Parsed on first use: a build served from the cache often needs no parsing at all."""
+        if self._objects is None:
+            self._objects = load_all_plain(self.text)
+        return self._objects
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iter
                     remote = parse_remote(entry)
                     if isinstance(remote, RemoteDir):
                         roots[entry] = remote
-        vendor(sorted(set(roots.values())), cache, tree / "vendor")
+        write_lock(tree / LOCK_FILE, vendor(sorted(set(roots.values())), cache, tree / "vendor"))
         for path, document in documents.items():
             for field in ("resources", "components"):
                 document[field] = [os.path.relpath(tree / "vendor" / roots[e].relpath, path.parent) if e in roots else e
@@ -97,32 +108,135 @@ def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iter
         yield tree
 
 
+_CRD = re.compile(r"^kind: CustomResourceDefinition$", re.MULTILINE)
+
+
+def split_crds(text: str) -> tuple[str, str]:
+    """kustomize output split into its CustomResourceDefinitions and everything else."""
+    crds, rest = [], []
+    for document in text.split("\n---\n"):
+        document = document.strip("\n")
+        if document and document != "---":
+            (crds if _CRD.search(document) else rest).append(document.removeprefix("---\n") + "\n")
+    return "---\n".join(crds), "---\n".join(rest)
+
+
+def _join(*texts: str) -> str:
+    return "---\n".join(t for t in texts if t)
+
+
+class Builder:
+    """Builds component overlays; shared by the environments of one run.
+
+    Each component's base (the upstream sources, identical in every environment) is built once and
+    split: its CRDs, most of the platform's bytes, are kept aside, and each environment's overlay
+    is built on the remaining objects only. Overlays never patch CRDs (checked), so the result
+    equals building the overlay directly. Base and overlay outputs are cached by content.
+    """
+
+    def __init__(self, project_root: Path, tree: Path, cache: BuildCache | None = None):
+        self.kustomize = find_kustomize(project_root)
+        self.tree = tree
+        self.cache = cache
+        lock = tree / LOCK_FILE
+        self.inputs = digest_text(KUSTOMIZE_VERSION, _tool_identity(self.kustomize),
+                                  lock.read_text(encoding="utf-8") if lock.is_file() else "")
+        self._bases: dict[str, tuple[str, str, str]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _cached(self, key: str, make: Callable[[], str]) -> tuple[str, bool]:
+        if self.cache is not None:
+            text = self.cache.get(key)
+            if text is not None:
+                return text, True
+        text = make()
+        if self.cache is not None:
+            self.cache.put(key, text)
+        return text, False
+
+    def base(self, component: str) -> tuple[str, str, str]:
+        """(key, CRDs, other objects) of a component's base, built once per run."""
+        with self._guard:
+            lock = self._locks.setdefault(component, threading.Lock())
+        with lock:
+            if component not in self._bases:
+                folder = self.tree / "base" / component
+                key = digest_text("base", self.inputs, digest_files(folder))
+                text, _ = self._cached(key, lambda: kustomize_build(self.kustomize, folder))
+                self._bases[component] = (key, *split_crds(text))
+            return self._bases[component]
+
+    def overlay(self, env: str, component: str) -> tuple[str, bool]:
+        folder = self.tree / "overlays" / env / component
+        if not (self.tree / "base" / component).is_dir() or _patches_crds(folder):
+            key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"))
+            return self._cached(key, lambda: kustomize_build(self.kustomize, folder))
+        base_key, crds, rest = self.base(component)
+        key = digest_text("overlay", self.inputs, base_key, digest_files(folder))
+
+        def make() -> str:
+            with tempfile.TemporaryDirectory(prefix="kfgen-overlay-") as scratch:
+                root = Path(scratch)
+                target = root / "overlays" / env / component
+                shutil.copytree(folder, target)
+                if not rest:
+                    # A base of CRDs only: the overlay keeps just its own resources, if it has any.
+                    kustomization = yaml.safe_load((target / "kustomization.yaml").read_text(encoding="utf-8"))
+                    kustomization["resources"] = [r for r in kustomization.get("resources") or []
+                                                  if r != f"../../../base/{component}"]
+                    if not kustomization["resources"]:
+                        return crds
+                    (target / "kustomization.yaml").write_text(dump(kustomization), encoding="utf-8")
+                else:
+                    (root / "base" / component).mkdir(parents=True)
+                    (root / "base" / component / "objects.yaml").write_text(rest, encoding="utf-8")
+                    (root / "base" / component / "kustomization.yaml").write_text("resources:\n- objects.yaml\n", encoding="utf-8")
+                return _join(crds, kustomize_build(self.kustomize, target))
+
+        return self._cached(key, make)
+
+
+def _patches_crds(folder: Path) -> bool:
+    text = (folder / "kustomization.yaml").read_text(encoding="utf-8")
+    return "CustomResourceDefinition" in text
+
+
+def _tool_identity(path: str) -> str:
+    stat = os.stat(path)
+    return f"{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def build_environment(
     project_root: Path,
     env_plan: EnvironmentPlan,
     jobs: int | None = None,
     progress: Callable[[str, int, int, float], None] | None = None,
     tree: Path | None = None,
+    cache: BuildCache | None = None,
+    builder: Builder | None = None,
 ) -> EnvironmentBuild:
     """Build every component overlay of one environment; results in dependency order.
 
-    The overlays are read from tree (see build_tree), the project itself by default."""
-    overlays = (tree or project_root) / "overlays" / env_plan.name
-    if not (overlays / "kustomization.yaml").is_file():
+    The overlays are read from tree (see build_tree), the project itself by default. Pass one
+    builder to several calls to share base builds between environments."""
+    tree = tree or project_root
+    if not (tree / "overlays" / env_plan.name / "kustomization.yaml").is_file():
         raise InputError(f"overlays/{env_plan.name} is not rendered: run `kfgen render` first")
-    kustomize = find_kustomize(project_root)
+    builder = builder or Builder(project_root, tree, cache)
     started = time.perf_counter()
     done = 0
+    count_lock = threading.Lock()
 
     def one(planned) -> ComponentBuild:
         nonlocal done
         begin = time.perf_counter()
-        text = kustomize_build(kustomize, overlays / planned.name)
-        objects = load_all_plain(text)
-        build = ComponentBuild(planned.name, planned.wave, text, objects, time.perf_counter() - begin)
-        done += 1
-        if progress:
-            progress(planned.name, done, len(env_plan.components), time.perf_counter() - started)
+        text, cached = builder.overlay(env_plan.name, planned.name)
+        build = ComponentBuild(planned.name, planned.wave, text, time.perf_counter() - begin, cached)
+        with count_lock:
+            done += 1
+            if progress:
+                progress(planned.name, done, len(env_plan.components), time.perf_counter() - started)
         return build
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:

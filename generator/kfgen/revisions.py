@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .build import build_environment, build_tree
+from .build import Builder, build_environment, build_tree
+from .buildcache import BuildCache
 from .catalog import load_catalog
 from .diff import Snapshot
 from .errors import InputError
@@ -61,7 +62,7 @@ def git_revision(project_root: Path, ref: str) -> Iterator[Path]:
 
 
 def snapshot(tree: Path, project_root: Path, label: str, cache: SourceCache, jobs: int | None = None,
-             progress: Callable[[str, int, int, float], None] | None = None) -> Snapshot:
+             progress: Callable[[str, int, int, float], None] | None = None, build_cache: BuildCache | None = None) -> Snapshot:
     """Render, vendor and build every environment of the project at tree (a scratch copy)."""
     if not (tree / "platform.yaml").is_file():
         raise InputError(f"{label} has no platform.yaml")
@@ -73,7 +74,8 @@ def snapshot(tree: Path, project_root: Path, label: str, cache: SourceCache, job
         write_lock(tree / LOCK_FILE, vendor(plan.source_roots, cache, tree / "vendor"))
     result: Snapshot = {}
     with build_tree(tree, platform.source_mode, cache) as build_root:
+        builder = Builder(project_root, build_root, build_cache)
         for env_plan in plan.environments:
-            built = build_environment(project_root, env_plan, jobs, progress, build_root)
+            built = build_environment(project_root, env_plan, jobs, progress, build_root, builder=builder)
             result[env_plan.name] = {c.name: c.objects for c in built.components}
     return result

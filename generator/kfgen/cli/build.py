@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 
 from ..build import build_environment, build_tree, format_summary, write_build
-from .common import add_project_arguments, add_source_arguments, load_project, progress_printer, source_cache
+from .common import (
+    add_build_arguments,
+    add_project_arguments,
+    add_source_arguments,
+    build_cache,
+    load_project,
+    progress_printer,
+    source_cache,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--env", help="environment to build (default: the spec's default environment)")
     parser.add_argument("--out", required=True, help="folder for one file of objects per component")
     add_source_arguments(parser)
-    parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds (default: the machine's cores)")
+    add_build_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -24,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     env_plan = project.plan.environment(args.env or project.platform.default_environment)
     with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
-        build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"), tree)
+        build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"), tree,
+                                  build_cache(args, project.root))
     write_build(build, Path(args.out))
     if args.output == "json":
         print(json.dumps({"environment": build.environment, "seconds": round(build.seconds, 3),

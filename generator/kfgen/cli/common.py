@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..buildcache import BuildCache
 from ..catalog import Catalog, load_catalog
 from ..errors import InputError
 from ..plan import Plan, make_plan
@@ -54,6 +55,15 @@ def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:
         directories = [root.parent / "shared" / "upstream"]
     fetched = root / ".kfgen" / "sources"
     return SourceCache(directories + [fetched], fetch_dir=fetched)
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds (default: the machine's cores)")
+    parser.add_argument("--no-cache", action="store_true", help="build everything again, ignoring .kfgen/cache")
+
+
+def build_cache(args: argparse.Namespace, root: Path) -> BuildCache | None:
+    return None if args.no_cache else BuildCache(root / ".kfgen" / "cache")
 
 
 def progress_printer(label: str):

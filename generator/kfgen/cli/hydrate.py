@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from ..build import build_environment, build_tree, write_hydrated
-from .common import add_project_arguments, add_source_arguments, load_project, progress_printer, source_cache
+from ..build import Builder, build_environment, build_tree, write_hydrated
+from .common import (
+    add_build_arguments,
+    add_project_arguments,
+    add_source_arguments,
+    build_cache,
+    load_project,
+    progress_printer,
+    source_cache,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_project_arguments(parser)
     add_source_arguments(parser)
     parser.add_argument("--env", action="append", help="environment to hydrate (repeatable; default: all)")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds")
+    add_build_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -22,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     names = args.env or [e.name for e in project.platform.environments]
     env_plans = [project.plan.environment(name) for name in names]
     with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
+        builder = Builder(project.root, tree, build_cache(args, project.root))
         for env_plan in env_plans:
-            build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"hydrate {env_plan.name}"), tree)
+            build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"hydrate {env_plan.name}"), tree,
+                                      builder=builder)
             target = write_hydrated(build, project.root / "rendered", project.platform.file)
             print(f"hydrate: {len(build.objects)} objects of {len(build.components)} components into "
                   f"{target.relative_to(project.root)}/")

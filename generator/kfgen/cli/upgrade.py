@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..revisions import snapshot, working_copy
 from ..spec import resolve
 from ..yamlio import parse
-from .common import add_source_arguments, progress_printer, source_cache
+from .common import add_build_arguments, add_source_arguments, build_cache, progress_printer, source_cache
 from .diff import report_format
 
 
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--to", required=True, metavar="VERSION", help="the Kubeflow release to move to")
     parser.add_argument("--no-diff", action="store_true", help="edit the spec without building both releases")
     parser.add_argument("--format", choices=["text", "markdown", "json"], help="report format (default: from --output)")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds")
+    add_build_arguments(parser)
     add_source_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -66,13 +66,14 @@ def run(args: argparse.Namespace) -> int:
     before = None
     if not args.no_diff:
         with working_copy(root) as tree:
-            before = snapshot(tree, root, current.kubeflow_version, cache, args.jobs, progress_printer(f"build {current.kubeflow_version}"))
+            before = snapshot(tree, root, current.kubeflow_version, cache, args.jobs, progress_printer(f"build {current.kubeflow_version}"),
+                              build_cache(args, root))
     spec_path.write_text(edited, encoding="utf-8")
     print(f"upgrade: platform.yaml moved from Kubeflow {current.kubeflow_version} to {args.to}; run `kfgen vendor` and `kfgen render`")
     if before is None:
         return 0
     with working_copy(root) as tree:
-        after = snapshot(tree, root, args.to, cache, args.jobs, progress_printer(f"build {args.to}"))
+        after = snapshot(tree, root, args.to, cache, args.jobs, progress_printer(f"build {args.to}"), build_cache(args, root))
     formatter = {"text": format_text, "markdown": format_markdown, "json": format_json}[report_format(args)]
     print(formatter(compare(before, after)), end="")
     return 0

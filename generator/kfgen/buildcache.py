@@ -1,0 +1,69 @@
+"""A content-addressed cache of kustomize output, in .kfgen/cache/ (safe to delete at any time).
+
+Each entry is keyed on a digest of everything that can change the output (the kustomization files
+that go into it, the vendored sources' lock, the kustomize binary) and stores the output with its
+own sha256, so that a truncated or edited entry is detected, dropped and rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+_MAGIC = b"# kfgen-cache sha256="
+
+
+def digest_files(*roots: Path) -> str:
+    """sha256 over the relative names and contents of every file below roots, in a stable order."""
+    digest = hashlib.sha256()
+    for root in roots:
+        digest.update(str(root.name).encode() + b"\0")
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def digest_text(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()
+
+
+class BuildCache:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.hits = 0
+        self.misses = 0
+        self.corrupt = 0
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.yaml"
+
+    def get(self, key: str) -> str | None:
+        path = self._path(key)
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        header, _, body = raw.partition(b"\n")
+        if header != _MAGIC + hashlib.sha256(body).hexdigest().encode():
+            self.corrupt += 1
+            self.misses += 1
+            path.unlink(missing_ok=True)
+            return None
+        self.hits += 1
+        return body.decode("utf-8")
+
+    def put(self, key: str, text: str) -> None:
+        body = text.encode("utf-8")
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(handle, "wb") as out:
+            out.write(_MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+        os.replace(temporary, path)

@@ -1,0 +1,73 @@
+"""The build cache and the shared CRD layer: same objects as a direct build, corrupt entries rebuilt."""
+
+from __future__ import annotations
+
+from conftest import PROJECT, shipped_spec
+from kfgen.build import Builder, build_environment, kustomize_build, split_crds
+from kfgen.buildcache import BuildCache
+from kfgen.yamlio import load_all_plain
+
+
+def _key(obj):
+    return (obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+
+def test_split_crds_keeps_every_document():
+    text = ("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\n"
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: x.example.com\n---\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  kind: CustomResourceDefinition\n")
+    crds, rest = split_crds(text)
+    assert [o["kind"] for o in load_all_plain(crds)] == ["CustomResourceDefinition"]
+    assert [o["kind"] for o in load_all_plain(rest)] == ["Namespace", "ConfigMap"]
+
+
+def test_shared_crd_layer_builds_what_kustomize_builds_directly(make_project, tmp_path):
+    project = make_project()
+    project.vendor()
+    project.render()
+    builder = Builder(PROJECT, project.root, BuildCache(tmp_path / "cache"))
+    plan = project.plan()
+    env = plan.environment("prod")
+    for planned in env.components:
+        direct = load_all_plain(kustomize_build(builder.kustomize, project.root / "overlays/prod" / planned.name))
+        shared, _ = builder.overlay("prod", planned.name)
+        assert sorted(direct, key=_key) == sorted(load_all_plain(shared), key=_key), planned.name
+
+
+def test_second_build_is_served_from_the_cache_and_corrupt_entries_are_rebuilt(make_project, tmp_path):
+    project = make_project()
+    project.vendor()
+    project.render()
+    env = project.plan().environment("local")
+    cache = BuildCache(tmp_path / "cache")
+    first = build_environment(PROJECT, env, tree=project.root, cache=cache)
+    assert not any(c.cached for c in first.components)
+    again_cache = BuildCache(tmp_path / "cache")
+    second = build_environment(PROJECT, env, tree=project.root, cache=again_cache)
+    assert all(c.cached for c in second.components)
+    assert [c.text for c in second.components] == [c.text for c in first.components]
+    # Damage one entry: it must be noticed, dropped and rebuilt, never served.
+    entry = next((tmp_path / "cache").rglob("*.yaml"))
+    entry.write_bytes(entry.read_bytes()[:-50])
+    third_cache = BuildCache(tmp_path / "cache")
+    third = build_environment(PROJECT, env, tree=project.root, cache=third_cache)
+    assert third_cache.corrupt == 1
+    assert [c.text for c in third.components] == [c.text for c in first.components]
+
+
+def test_a_changed_setting_rebuilds_only_that_component(make_project, tmp_path):
+    project = make_project()
+    project.vendor()
+    project.render()
+    cache = BuildCache(tmp_path / "cache")
+    build_environment(PROJECT, project.plan().environment("prod"), tree=project.root, cache=cache)
+    spec = shipped_spec()
+    spec["environments"][2]["components"]["model-registry"]["replicas"] = 3
+    project.write_spec(spec)
+    project.render()
+    after = build_environment(PROJECT, project.plan().environment("prod"), tree=project.root, cache=BuildCache(tmp_path / "cache"))
+    rebuilt = [c.name for c in after.components if not c.cached]
+    assert rebuilt == ["model-registry"]
+    deployment = next(o for o in after.components[[c.name for c in after.components].index("model-registry")].objects
+                      if o["kind"] == "Deployment" and o["metadata"]["name"] == "model-registry-deployment")
+    assert deployment["spec"]["replicas"] == 3
