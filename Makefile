@@ -9,7 +9,7 @@ KFGEN := $(VENV)/bin/kfgen
 ENV ?= local
 export KFGEN_KUSTOMIZE := $(TOOLS)/kustomize
 
-.PHONY: run test tools lint render vendor build check clean
+.PHONY: run test bench tools lint render vendor build check clean
 
 run: $(KFGEN) tools
 	$(KFGEN) validate
@@ -18,8 +18,12 @@ run: $(KFGEN) tools
 	$(KFGEN) build --env $(ENV) --out build/$(ENV)
 
 test: $(KFGEN) tools
-	$(VENV)/bin/ruff check generator tests
+	$(VENV)/bin/ruff check generator tests bench
 	$(VENV)/bin/pytest -q
+
+# Medians and ratios against `kustomize build example` of kubeflow/manifests, into bench/results.json.
+bench: $(KFGEN) tools
+	$(VENV)/bin/python bench/run.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +39,7 @@ $(TOOLS)/kustomize:
 	GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 lint: $(KFGEN)
-	$(VENV)/bin/ruff check generator tests
+	$(VENV)/bin/ruff check generator tests bench
 
 render vendor check: $(KFGEN)
 	$(KFGEN) $@

@@ -20,6 +20,7 @@ RELEASES = ("26.03", "v1.11.0")
 ENVIRONMENTS = ("local", "staging", "prod")
 CATALOG = load_catalog(PROJECT / "components")
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+CULLING_ENV = ("ENABLE_CULLING", "CULL_IDLE_TIME", "IDLENESS_CHECK_PERIOD")
 
 
 def _containers(obj):
@@ -83,6 +84,9 @@ def _normalized(objects, mirror: str | None):
             for container in _containers(obj):
                 image = container["image"]
                 container["image"] = image[len(mirror) + 1:] if mirror else mirror_image(image, "m")[2:]
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "notebook-controller-deployment":
+            manager = obj["spec"]["template"]["spec"]["containers"][0]
+            manager["env"] = [e for e in manager["env"] if e["name"] not in CULLING_ENV]
         if obj["kind"] == "Gateway" and obj["metadata"]["name"] == "kubeflow-gateway":
             obj["spec"].pop("servers")
         if obj["kind"] == "Service" and obj["metadata"]["name"] == "istio-ingressgateway":
@@ -120,6 +124,13 @@ def test_environments_carry_their_settings(built, env):
     if mirror:
         images = [c["image"] for o in objects if o["kind"] in WORKLOADS for c in _containers(o)]
         assert images and all(i.startswith(mirror + "/") for i in images), [i for i in images if not i.startswith(mirror)]
+    controller = by_id[("apps", "Deployment", "kubeflow", "notebook-controller-deployment")]
+    env_vars = {e["name"]: e for e in controller["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] in CULLING_ENV}
+    if env == "prod":  # culling is switched on for prod only
+        assert env_vars["ENABLE_CULLING"] == {"name": "ENABLE_CULLING", "value": "true"}
+        assert env_vars["CULL_IDLE_TIME"] == {"name": "CULL_IDLE_TIME", "value": "720"}
+    else:
+        assert "valueFrom" in env_vars["ENABLE_CULLING"]
     service = by_id[("", "Service", "istio-system", "istio-ingressgateway")]
     assert service["spec"]["type"] == ("ClusterIP" if env == "local" else "LoadBalancer")
 

@@ -130,8 +130,9 @@ class Builder:
 
     Each component's base (the upstream sources, identical in every environment) is built once and
     split: its CRDs, most of the platform's bytes, are kept aside, and each environment's overlay
-    is built on the remaining objects only. Overlays never patch CRDs (checked), so the result
-    equals building the overlay directly. Base and overlay outputs are cached by content.
+    is built on the remaining objects only. Overlays that patch CRDs or merge into upstream generators
+    are built directly instead, so the result always equals building the overlay directly. Base and
+    overlay outputs are cached by content.
     """
 
     def __init__(self, project_root: Path, tree: Path, cache: BuildCache | None = None):
@@ -169,7 +170,7 @@ class Builder:
 
     def overlay(self, env: str, component: str) -> tuple[str, bool]:
         folder = self.tree / "overlays" / env / component
-        if not (self.tree / "base" / component).is_dir() or _patches_crds(folder):
+        if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder):
             key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"))
             return self._cached(key, lambda: kustomize_build(self.kustomize, folder))
         base_key, crds, rest = self.base(component)
@@ -197,9 +198,10 @@ class Builder:
         return self._cached(key, make)
 
 
-def _patches_crds(folder: Path) -> bool:
+def _needs_direct_build(folder: Path) -> bool:
+    """Overlays that patch CRDs or merge into upstream generators cannot be built on a prebuilt base."""
     text = (folder / "kustomization.yaml").read_text(encoding="utf-8")
-    return "CustomResourceDefinition" in text
+    return any(word in text for word in ("CustomResourceDefinition", "configMapGenerator", "secretGenerator"))
 
 
 def _tool_identity(path: str) -> str:
