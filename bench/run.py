@@ -1,0 +1,164 @@
+"""The benchmark: kfgen against `kustomize build example` of kubeflow/manifests, in the same run.
+
+Run with `make bench`. Each case alternates with the baseline (the same kustomize binary building
+upstream 26.03 `example/`, its remote references resolved from the source cache), at least five
+runs each, and reports medians and the ratio to the baseline. Results go to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "generator"))
+
+from kfgen.refs import RemoteDir  # noqa: E402
+from kfgen.sources import SourceCache, vendor  # noqa: E402
+
+KFGEN = [sys.executable, "-m", "kfgen"]
+EXAMPLE = RemoteDir("github.com", "kubeflow", "manifests", "26.03", "example")
+
+
+def cache_dirs() -> list[Path]:
+    configured = os.environ.get("KFGEN_SOURCE_CACHE")
+    return [Path(d) for d in configured.split(os.pathsep)] if configured else [PROJECT.parent / "shared" / "upstream"]
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+class Bench:
+    def __init__(self, runs: int, workdir: Path):
+        self.runs = runs
+        self.workdir = workdir
+        self.kustomize = os.environ.get("KFGEN_KUSTOMIZE", str(PROJECT / ".tools" / "bin" / "kustomize"))
+        self.env = dict(os.environ, KFGEN_KUSTOMIZE=self.kustomize,
+                        KFGEN_SOURCE_CACHE=os.pathsep.join(str(d) for d in cache_dirs()))
+        upstream = workdir / "upstream"
+        vendor([EXAMPLE], SourceCache(cache_dirs()), upstream / "vendor")
+        self.example = upstream / "vendor" / EXAMPLE.relpath
+        self.project = workdir / "project"
+        shutil.copytree(PROJECT / "components", self.project / "components")
+        shutil.copy2(PROJECT / "platform.yaml", self.project / "platform.yaml")
+        self.kfgen("vendor")
+        self.kfgen("render")
+        self.baseline_times: list[float] = []
+
+    def kfgen(self, *args: str) -> float:
+        return timed([*KFGEN, *args, "--project", str(self.project)], self.project, self.env)
+
+    def baseline(self) -> float:
+        seconds = timed([self.kustomize, "build", str(self.example), "-o", str(self.workdir / "example.yaml")], self.workdir, self.env)
+        self.baseline_times.append(seconds)
+        return seconds
+
+    def drop_cache(self) -> None:
+        shutil.rmtree(self.project / ".kfgen" / "cache", ignore_errors=True)
+
+    def alternate(self, name: str, case) -> dict[str, float | str]:
+        ours, base = [], []
+        for run in range(self.runs):
+            base.append(self.baseline())
+            ours.append(case(run))
+            print(f"  {name} run {run + 1}: ours {ours[-1]:.2f}s, baseline {base[-1]:.2f}s", file=sys.stderr)
+        ours_median, base_median = statistics.median(ours), statistics.median(base)
+        return {"case": name, "median_s": round(ours_median, 3), "baseline_median_s": round(base_median, 3),
+                "ratio": round(ours_median / base_median, 3), "runs": self.runs}
+
+
+def many_environments(count: int) -> dict:
+    spec = yaml.safe_load((PROJECT / "platform.yaml").read_text())
+    template = spec["environments"][2]
+    spec["profiles"] = [p for p in spec.get("profiles", []) if "environments" not in p]
+    spec["components"] = {name: {"enabled": True} for name in ("knative-eventing", "training-operator", "model-registry")}
+    spec["environments"] = []
+    for index in range(count):
+        env = json.loads(json.dumps(template))
+        env["name"] = f"env-{index:02d}"
+        env["domain"] = f"kubeflow-{index:02d}.example.com"
+        spec["environments"].append(env)
+    spec["defaultEnvironment"] = "env-00"
+    return spec
+
+
+def render_time(bench: Bench, count: int, run: int) -> float:
+    folder = bench.workdir / f"render-{count}-{run}"
+    shutil.copytree(PROJECT / "components", folder / "components")
+    (folder / "platform.yaml").write_text(yaml.safe_dump(many_environments(count), sort_keys=False))
+    seconds = timed([*KFGEN, "render", "--project", str(folder)], folder, bench.env)
+    shutil.rmtree(folder)
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", default=str(PROJECT / "bench" / "results.json"))
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="kfgen-bench-") as scratch:
+        bench = Bench(args.runs, Path(scratch))
+        spec_path = bench.project / "platform.yaml"
+        original = spec_path.read_text()
+
+        def one_env_cold(run: int) -> float:
+            bench.drop_cache()
+            return bench.kfgen("check", "--env", "local")
+
+        def three_envs_cold(run: int) -> float:
+            bench.drop_cache()
+            return bench.kfgen("check")
+
+        def no_change(run: int) -> float:
+            return bench.kfgen("check")
+
+        def one_component_changed(run: int) -> float:
+            replicas = 2 + (run % 2 == 0)
+            spec_path.write_text(original.replace("    model-registry:\n      replicas: 2\n",
+                                                  f"    model-registry:\n      replicas: {replicas}\n"))
+            return bench.kfgen("render") + bench.kfgen("check")
+
+        for name, case in (("one_env_cold", one_env_cold), ("three_envs_cold", three_envs_cold)):
+            results.append(bench.alternate(name, case))
+        bench.kfgen("check")  # warm the cache for the next cases
+        results.append(bench.alternate("no_change", no_change))
+        results.append(bench.alternate("one_component_changed", one_component_changed))
+        spec_path.write_text(original)
+        for count in (10, 50):
+            times = [render_time(bench, count, run) for run in range(args.runs)]
+            median = statistics.median(times)
+            baseline = statistics.median(bench.baseline_times)
+            results.append({"case": f"render_{count}_envs", "median_s": round(median, 3), "baseline_median_s": round(baseline, 3),
+                            "ratio": round(median / baseline, 3), "runs": args.runs})
+    peer = PROJECT / "bench" / "validate_vs_peer.py"
+    if peer.is_file():
+        subprocess.run([sys.executable, str(peer)], cwd=PROJECT, env=dict(os.environ), check=True)
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else []
+    merged = {entry["case"]: entry for entry in previous if isinstance(entry, dict)}
+    merged.update({entry["case"]: entry for entry in results})
+    Path(args.out).write_text(json.dumps(list(merged.values()), indent=2) + "\n")
+    print(f"{'case':<24} {'ours (s)':>9} {'baseline (s)':>13} {'ratio':>7}")
+    for entry in merged.values():
+        print(f"{entry['case']:<24} {entry['median_s']:>9.2f} {entry['baseline_median_s']:>13.2f} {entry['ratio']:>7.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
