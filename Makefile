@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS := $(CURDIR)/.tools/bin
 KUSTOMIZE_VERSION := v5.8.1
+CONFTEST_VERSION := v0.69.0
 KFGEN := $(VENV)/bin/kfgen
 ENV ?= local
 export KFGEN_KUSTOMIZE := $(TOOLS)/kustomize
+export KFGEN_CONFTEST := $(TOOLS)/conftest
 
 .PHONY: run test bench tools lint render vendor build check clean
 
@@ -33,10 +35,13 @@ $(VENV)/.installed: pyproject.toml
 
 $(KFGEN): $(VENV)/.installed
 
-tools: $(TOOLS)/kustomize
+tools: $(TOOLS)/kustomize $(TOOLS)/conftest
 
 $(TOOLS)/kustomize:
 	GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+$(TOOLS)/conftest:
+	GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install github.com/open-policy-agent/conftest@$(CONFTEST_VERSION)
 
 lint: $(KFGEN)
 	$(VENV)/bin/ruff check generator tests bench

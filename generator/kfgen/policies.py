@@ -1,0 +1,165 @@
+"""Policies: the Rego rules in policies/, run by the real conftest over every environment's objects.
+
+The environment's settings (whether requests and limits are required, whether LoadBalancer
+Services are allowed) and the exceptions in policies/exceptions.yaml are passed to the policies as
+data. An excepted violation comes back as a warning, so that an exception which matches nothing in
+any checked environment is reported as an error of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, Problem, ToolMissing
+from .spec import Environment
+from .yamlio import dump, dump_all, load_file
+
+CONFTEST_VERSION = "v0.69.0"
+EXCEPTIONS_FILE = "exceptions.yaml"
+_MESSAGE = re.compile(r"^\[(?P<rule>[a-z0-9-]+)\] (?P<object>[^:]+): (?P<message>.*)$")
+_EXCEPTED = re.compile(r"^\[excepted:(?P<rule>[a-z0-9-]+)\] (?P<object>.+)$")
+
+
+@dataclass(frozen=True, order=True)
+class PolicyException:
+    rule: str
+    kind: str
+    namespace: str
+    name: str
+    reason: str
+
+    @property
+    def object(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    environment: str
+    component: str
+    rule: str
+    object: str
+    message: str
+
+    def format(self) -> str:
+        return f"{self.environment}/{self.component}: [{self.rule}] {self.object}: {self.message}"
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    environment: str
+    violations: list[Violation]
+    excepted: set[tuple[str, str]]  # (rule, object) pairs that an exception covered
+
+
+def find_conftest(project_root: Path) -> str:
+    candidates = [os.environ.get("KFGEN_CONFTEST"), str(project_root / ".tools" / "bin" / "conftest"), shutil.which("conftest")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise ToolMissing(f"conftest {CONFTEST_VERSION} not found: run `make tools` (or set KFGEN_CONFTEST)")
+
+
+def load_exceptions(policy_dir: Path) -> list[PolicyException]:
+    path = policy_dir / EXCEPTIONS_FILE
+    if not path.is_file():
+        return []
+    document = load_file(path, f"policies/{EXCEPTIONS_FILE}")
+    entries = (document.data or {}).get("exceptions") if isinstance(document.data, dict) else None
+    problems: list[Problem] = []
+    exceptions = []
+    fields = ("rule", "kind", "name", "reason")
+    for index, entry in enumerate(entries or []):
+        if not isinstance(entry, dict) or any(not isinstance(entry.get(f), str) or not entry.get(f) for f in fields):
+            problems.append(document.problem(("exceptions", index), f"an exception needs {', '.join(fields)} (and namespace for namespaced objects)"))
+            continue
+        unknown = set(entry) - {*fields, "namespace"}
+        if unknown:
+            problems.append(document.problem(("exceptions", index), f"unknown fields {sorted(unknown)}"))
+            continue
+        exceptions.append(PolicyException(entry["rule"], entry["kind"], entry.get("namespace", ""), entry["name"], entry["reason"]))
+    if problems:
+        raise InputError(problems)
+    return exceptions
+
+
+def environment_settings(environment: Environment) -> dict[str, Any]:
+    """What the policies may assume of an environment."""
+    istio = environment.components.get("istio")
+    service_type = istio.settings.get("ingressServiceType", "auto") if istio else "auto"
+    allow_lb = service_type == "LoadBalancer" or (service_type == "auto" and environment.cluster.provider != "kind")
+    return {"requireResources": environment.stage == "production", "allowLoadBalancer": allow_lb}
+
+
+def run_policies(conftest: str, policy_dir: Path, environment: str, settings: dict[str, Any],
+                 objects: dict[str, list[dict[str, Any]]], exceptions: Iterable[PolicyException]) -> PolicyReport:
+    """Run conftest over objects (by component) with settings and exceptions as data."""
+    with tempfile.TemporaryDirectory(prefix="kfgen-policy-") as scratch:
+        root = Path(scratch)
+        data = {"settings": settings, "exceptions": [e.__dict__ for e in exceptions]}
+        (root / "data.yaml").write_text(dump(data), encoding="utf-8")
+        files = []
+        for component, items in objects.items():
+            if items:
+                path = root / "objects" / f"{component}.yaml"
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(dump_all(items), encoding="utf-8")
+                files.append(str(path))
+        if not files:
+            return PolicyReport(environment, [], set())
+        result = subprocess.run(
+            [conftest, "test", "--no-color", "--output", "json", "--namespace", "main", "--policy", str(policy_dir),
+             "--data", str(root / "data.yaml"), *files],
+            capture_output=True, text=True,
+        )
+        if result.returncode not in (0, 1):
+            raise ToolMissing(f"conftest failed: {result.stderr.strip() or result.stdout.strip()}")
+        try:
+            outcomes = json.loads(result.stdout)
+        except ValueError:
+            raise ToolMissing(f"conftest gave no JSON: {result.stdout[:500]} {result.stderr[:500]}") from None
+    violations: list[Violation] = []
+    excepted: set[tuple[str, str]] = set()
+    for outcome in outcomes:
+        component = Path(outcome["filename"]).stem
+        for failure in outcome.get("failures") or []:
+            match = _MESSAGE.match(failure["msg"])
+            if match:
+                violations.append(Violation(environment, component, match["rule"], match["object"], match["message"]))
+            else:
+                violations.append(Violation(environment, component, "policy", "", failure["msg"]))
+        for warning in outcome.get("warnings") or []:
+            match = _EXCEPTED.match(warning["msg"])
+            if match:
+                excepted.add((match["rule"], match["object"]))
+    return PolicyReport(environment, sorted(set(violations)), excepted)
+
+
+def unused_exceptions(exceptions: Iterable[PolicyException], reports: Iterable[PolicyReport]) -> list[PolicyException]:
+    used = set().union(*(r.excepted for r in reports))
+    return sorted(e for e in exceptions if (e.rule, e.object) not in used)
+
+
+def rule_counts(report: PolicyReport) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for violation in report.violations:
+        counts[violation.rule] = counts.get(violation.rule, 0) + 1
+    return counts
+
+
+def rules(policy_dir: Path) -> list[str]:
+    """Rule names, as the policies spell them."""
+    found = set()
+    for path in policy_dir.glob("*.rego"):
+        if not path.name.endswith("_test.rego"):
+            found.update(re.findall(r'"rule": "([a-z0-9-]+)"', path.read_text(encoding="utf-8")))
+    return sorted(found)
