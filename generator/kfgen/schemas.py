@@ -32,6 +32,10 @@ def _type_name(value: Any) -> str:
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+_SCHEMA_TYPES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+                 "number": "a number", "boolean": "a boolean", "null": "null"}
+
+
 def did_you_mean(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -49,7 +53,10 @@ def _describe(error: jsonschema.ValidationError) -> list[tuple[tuple[Any, ...], 
     if error.validator == "required":
         return [(path, error.message.replace("is a required property", "is required but missing"))]
     if error.validator == "type":
-        expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        names = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+        expected = " or ".join(_SCHEMA_TYPES.get(n, n) for n in names)
+        if value is None:
+            return [(path, f"expected {expected}, found nothing" + (" (the file is empty)" if not path else ""))]
         return [(path, f"expected {expected}, found {_type_name(value)} {json.dumps(value)[:60]}")]
     if error.validator == "enum":
         options = ", ".join(json.dumps(v) for v in error.validator_value)
