@@ -30,7 +30,7 @@ def test_shared_crd_layer_builds_what_kustomize_builds_directly(make_project, tm
     env = plan.environment("prod")
     for planned in env.components:
         direct = load_all_plain(kustomize_build(builder.kustomize, project.root / "overlays/prod" / planned.name))
-        shared, _ = builder.overlay("prod", planned.name)
+        shared, _, _ = builder.overlay("prod", planned.name)
         assert sorted(direct, key=_key) == sorted(load_all_plain(shared), key=_key), planned.name
 
 
@@ -71,3 +71,15 @@ def test_a_changed_setting_rebuilds_only_that_component(make_project, tmp_path):
     deployment = next(o for o in after.components[[c.name for c in after.components].index("model-registry")].objects
                       if o["kind"] == "Deployment" and o["metadata"]["name"] == "model-registry-deployment")
     assert deployment["spec"]["replicas"] == 3
+
+
+def test_parsed_objects_are_kept_as_json_and_equal_the_yaml(make_project, tmp_path):
+    project = make_project()
+    project.vendor()
+    project.render()
+    env = project.plan().environment("local")
+    first = build_environment(PROJECT, env, tree=project.root, cache=BuildCache(tmp_path / "cache"))
+    parsed = [c.objects for c in first.components]  # parses YAML and stores JSON
+    second = build_environment(PROJECT, env, tree=project.root, cache=BuildCache(tmp_path / "cache"))
+    assert [c.objects for c in second.components] == parsed
+    assert [load_all_plain(c.text) for c in second.components] == parsed

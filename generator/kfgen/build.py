@@ -6,6 +6,7 @@ source mode it builds a temporary copy whose remote bases are resolved from the 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -39,13 +40,21 @@ class ComponentBuild:
     text: str
     seconds: float
     cached: bool = False
+    key: str = ""  # the build cache key of this output
+    cache: BuildCache | None = field(default=None, repr=False)
     _objects: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def objects(self) -> list[dict[str, Any]]:
-        """Parsed on first use: a build served from the cache often needs no parsing at all."""
+        """Parsed on first use, and kept in the cache as JSON, which loads many times faster than YAML."""
         if self._objects is None:
-            self._objects = load_all_plain(self.text)
+            stored = self.cache.get(f"{self.key}-json") if self.cache is not None and self.key else None
+            if stored is not None:
+                self._objects = json.loads(stored)
+            else:
+                self._objects = load_all_plain(self.text)
+                if self.cache is not None and self.key:
+                    self.cache.put(f"{self.key}-json", json.dumps(self._objects, separators=(",", ":")))
         return self._objects
 
 
@@ -146,15 +155,15 @@ class Builder:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def _cached(self, key: str, make: Callable[[], str]) -> tuple[str, bool]:
+    def _cached(self, key: str, make: Callable[[], str]) -> tuple[str, bool, str]:
         if self.cache is not None:
             text = self.cache.get(key)
             if text is not None:
-                return text, True
+                return text, True, key
         text = make()
         if self.cache is not None:
             self.cache.put(key, text)
-        return text, False
+        return text, False, key
 
     def base(self, component: str) -> tuple[str, str, str]:
         """(key, CRDs, other objects) of a component's base, built once per run."""
@@ -164,11 +173,12 @@ class Builder:
             if component not in self._bases:
                 folder = self.tree / "base" / component
                 key = digest_text("base", self.inputs, digest_files(folder))
-                text, _ = self._cached(key, lambda: kustomize_build(self.kustomize, folder))
+                text, _, _ = self._cached(key, lambda: kustomize_build(self.kustomize, folder))
                 self._bases[component] = (key, *split_crds(text))
             return self._bases[component]
 
-    def overlay(self, env: str, component: str) -> tuple[str, bool]:
+    def overlay(self, env: str, component: str) -> tuple[str, bool, str]:
+        """The component's objects in env as YAML text, whether they came from the cache, and their key."""
         folder = self.tree / "overlays" / env / component
         if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder):
             key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"))
@@ -233,8 +243,8 @@ def build_environment(
     def one(planned) -> ComponentBuild:
         nonlocal done
         begin = time.perf_counter()
-        text, cached = builder.overlay(env_plan.name, planned.name)
-        build = ComponentBuild(planned.name, planned.wave, text, time.perf_counter() - begin, cached)
+        text, cached, key = builder.overlay(env_plan.name, planned.name)
+        build = ComponentBuild(planned.name, planned.wave, text, time.perf_counter() - begin, cached, key, builder.cache)
         with count_lock:
             done += 1
             if progress:
