@@ -9,7 +9,7 @@ from kfgen.output import MANIFEST
 
 
 def test_committed_tree_has_no_drift():
-    result = run_kfgen("check", cwd=PROJECT)
+    result = run_kfgen("check", "--drift-only", cwd=PROJECT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no drift" in result.stdout
 

@@ -1,32 +1,111 @@
-"""kfgen check: the committed generated files equal a fresh render (drift)."""
+"""kfgen check: generated files equal a fresh render (drift), and every built object passes the object checks."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
+from typing import Any
 
+from ..build import Builder, build_environment, build_tree
+from ..gitops import gitops_documents
+from ..objects import EnvironmentReport, Finding, check_environment
 from ..output import drift
+from ..plan import EnvironmentPlan, Plan
+from ..refs import RemoteDir
 from ..render import render
-from .common import add_project_arguments, load_project
+from ..sources import SourceCache
+from ..yamlio import load_all_plain
+from .common import add_build_arguments, add_project_arguments, add_source_arguments, build_cache, load_project, progress_printer, source_cache
+
+# The CRDs of the GitOps controllers, for validating the objects under gitops/<env>/.
+CONTROLLER_CRDS: dict[str, tuple[RemoteDir, ...]] = {
+    "argocd": (RemoteDir("github.com", "argoproj", "argo-cd", "v3.5.1", "manifests/crds"),),
+    "flux": (RemoteDir("github.com", "fluxcd", "source-controller", "v1.9.1", "config/crd/bases"),
+             RemoteDir("github.com", "fluxcd", "kustomize-controller", "v1.9.4", "config/crd/bases")),
+}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("check", help="check that generated files match the spec")
+    parser = sub.add_parser("check", help="check generated files against the spec and validate every built object")
     add_project_arguments(parser)
+    parser.add_argument("--env", help="environment to build and check (default: all)")
     parser.add_argument("--drift-only", action="store_true", help="only compare generated files with a fresh render")
+    add_source_arguments(parser)
+    add_build_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def controller_crds(engine: str, cache: SourceCache) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions of a GitOps engine, from the source caches."""
+    crds: list[dict[str, Any]] = []
+    for root in CONTROLLER_CRDS.get(engine, ()):
+        _, folder = cache.find(root)
+        for path in sorted(folder.glob("*.yaml")):
+            if path.name != "kustomization.yaml":
+                crds.extend(doc for doc in load_all_plain(path.read_text(encoding="utf-8"))
+                            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition")
+    return crds
+
+
+def gitops_objects(plan: Plan, env_plan: EnvironmentPlan) -> list[dict[str, Any]]:
+    """The objects under gitops/<env>/, without the kustomizations that list them."""
+    return [doc for name, documents in gitops_documents(plan, env_plan).items()
+            if name.rsplit("/", 1)[-1] != "kustomization.yaml" for doc in documents]
+
+
+def _escape(text: str, property_value: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
+
+
+def _source_file(finding: Finding) -> str:
+    if finding.component == "gitops":
+        return f"gitops/{finding.environment}/kustomization.yaml"
+    return f"overlays/{finding.environment}/{finding.component}/kustomization.yaml"
 
 
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
+    env_plans = [project.plan.environment(args.env)] if args.env else list(project.plan.environments)
     drifted = drift(render(project.plan), project.root)
+    results: list[tuple[EnvironmentReport, float]] = []
+    if not args.drift_only:
+        cache = source_cache(args, project.root)
+        crds = controller_crds(project.platform.gitops.engine, cache)
+        with build_tree(project.root, project.platform.source_mode, cache) as tree:
+            builder = Builder(project.root, tree, build_cache(args, project.root))
+            for env_plan in env_plans:
+                build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"), tree,
+                                          builder=builder)
+                report = check_environment(build, project.plan, crds, gitops_objects(project.plan, env_plan))
+                results.append((report, build.seconds))
+    findings = [f for report, _ in results for f in report.findings]
     if args.output == "json":
-        print(json.dumps({"drift": drifted}))
-    elif args.output == "github":
-        for path in drifted:
-            print(f"::error file={path}::generated file differs from a fresh render; run `kfgen render`")
+        print(json.dumps({
+            "drift": drifted,
+            "environments": [{"environment": r.environment, "objects": r.objects, "findings": len(r.findings),
+                              "build_seconds": round(seconds, 3), "check_seconds": round(r.seconds, 3)} for r, seconds in results],
+            "findings": [asdict(f) for f in findings],
+        }))
     else:
+        github = args.output == "github"
         for path in drifted:
-            print(f"drift: {path} differs from a fresh render")
-        print("check: " + (f"{len(drifted)} generated files drifted; run `kfgen render`" if drifted else "no drift"))
-    return 1 if drifted else 0
+            print(f"::error file={_escape(path, True)}::generated file differs from a fresh render; run `kfgen render`" if github
+                  else f"drift: {path} differs from a fresh render")
+        for f in findings:
+            if github:
+                title = _escape(f"kfgen check {f.environment}/{f.component}", True)
+                print(f"::error file={_escape(_source_file(f), True)},title={title}::{_escape(f.format())}")
+            else:
+                print(f.format())
+        for report, seconds in results:
+            count = len(report.findings)
+            print(f"objects {report.environment}: {report.objects} objects validated, {count} finding{'' if count == 1 else 's'}, "
+                  f"built in {seconds:.1f}s, checked in {report.seconds:.2f}s")
+        summary = [f"{len(drifted)} generated files drifted; run `kfgen render`" if drifted else "no drift"]
+        if results:
+            summary.append(f"{len(findings)} object findings in {len(results)} environments" if findings
+                           else f"every object of {len(results)} environments valid")
+        print("check: " + "; ".join(summary))
+    return 1 if drifted or findings else 0
