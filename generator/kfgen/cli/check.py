@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+from .. import objects as objects_module
 from ..build import Builder, build_environment, build_tree
+from ..buildcache import BuildCache, digest_text
 from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, check_environment
 from ..output import drift
@@ -36,16 +40,50 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def controller_crd_files(engine: str, cache: SourceCache) -> list[Path]:
+    files: list[Path] = []
+    for root in CONTROLLER_CRDS.get(engine, ()):
+        _, folder = cache.find(root)
+        files.extend(p for p in sorted(folder.glob("*.yaml")) if p.name != "kustomization.yaml")
+    return files
+
+
 def controller_crds(engine: str, cache: SourceCache) -> list[dict[str, Any]]:
     """The CustomResourceDefinitions of a GitOps engine, from the source caches."""
     crds: list[dict[str, Any]] = []
-    for root in CONTROLLER_CRDS.get(engine, ()):
-        _, folder = cache.find(root)
-        for path in sorted(folder.glob("*.yaml")):
-            if path.name != "kustomization.yaml":
-                crds.extend(doc for doc in load_all_plain(path.read_text(encoding="utf-8"))
-                            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition")
+    for path in controller_crd_files(engine, cache):
+        crds.extend(doc for doc in load_all_plain(path.read_text(encoding="utf-8"))
+                    if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition")
     return crds
+
+
+def _verdict_key(project, env_plan: EnvironmentPlan, build, gitops: list[dict[str, Any]], crd_files: list[Path]) -> str | None:
+    """Everything a verdict depends on: the checks' code, the objects (by build key), the schemas' inputs."""
+    if not all(c.key for c in build.components):
+        return None
+    graph = {p.name: list(p.component.depends_on) for p in env_plan.components}
+    return digest_text("check", Path(objects_module.__file__).read_text(encoding="utf-8"), project.platform.kubernetes_version,
+                       json.dumps([c.key for c in build.components]), json.dumps(graph, sort_keys=True),
+                       json.dumps(gitops, sort_keys=True), *(hashlib.sha256(p.read_bytes()).hexdigest() for p in crd_files))
+
+
+def _checked(project, env_plan: EnvironmentPlan, build, cache: SourceCache, verdicts: BuildCache | None,
+             crds: list[list[dict[str, Any]]]) -> EnvironmentReport:
+    """The object checks of one environment, or their cached verdict when nothing they depend on changed."""
+    gitops = gitops_objects(project.plan, env_plan)
+    engine = project.platform.gitops.engine
+    key = _verdict_key(project, env_plan, build, gitops, controller_crd_files(engine, cache)) if verdicts else None
+    stored = verdicts.get(key) if key else None
+    if stored is not None:
+        data = json.loads(stored)
+        return EnvironmentReport(data["environment"], data["objects"], tuple(Finding(**f) for f in data["findings"]), 0.0)
+    if not crds:
+        crds.append(controller_crds(engine, cache))
+    report = check_environment(build, project.plan, crds[0], gitops)
+    if key:
+        verdicts.put(key, json.dumps({"environment": report.environment, "objects": report.objects,
+                                      "findings": [asdict(f) for f in report.findings]}))
+    return report
 
 
 def gitops_objects(plan: Plan, env_plan: EnvironmentPlan) -> list[dict[str, Any]]:
@@ -72,14 +110,13 @@ def run(args: argparse.Namespace) -> int:
     results: list[tuple[EnvironmentReport, float]] = []
     if not args.drift_only:
         cache = source_cache(args, project.root)
-        crds = controller_crds(project.platform.gitops.engine, cache)
+        crds: list[list[dict[str, Any]]] = []  # loaded once, and only when a verdict is not cached
         with build_tree(project.root, project.platform.source_mode, cache) as tree:
             builder = Builder(project.root, tree, build_cache(args, project.root))
             for env_plan in env_plans:
                 build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"), tree,
                                           builder=builder)
-                report = check_environment(build, project.plan, crds, gitops_objects(project.plan, env_plan))
-                results.append((report, build.seconds))
+                results.append((_checked(project, env_plan, build, cache, builder.cache, crds), build.seconds))
     findings = [f for report, _ in results for f in report.findings]
     if args.output == "json":
         print(json.dumps({
