@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import time
 from typing import Any
 
 import kubernetes_validate
@@ -97,14 +96,6 @@ def test_gitops_objects_of_both_engines_validate_against_the_controller_crds(eng
     report = check_environment(EnvironmentBuild("local", (), 0.0), plan, [], gitops_objects(plan, plan.environment("local")))
     assert report.findings and {f.check for f in report.findings} == {"schema"}
     assert all("no schema for" in f.message for f in report.findings if f.kind not in ("ConfigMap",))
-
-
-def test_checking_an_environment_takes_under_a_second(local, plan):
-    check_environment(local, plan)  # compiles the schemas once per process
-    started = time.perf_counter()
-    report = check_environment(local, plan)
-    assert time.perf_counter() - started < 1.0
-    assert report.objects > 600
 
 
 # --- each kind of finding, from a crafted bad object ---
