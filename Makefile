@@ -35,10 +35,14 @@ $(VENV)/.installed: pyproject.toml
 
 $(KFGEN): $(VENV)/.installed
 
-tools: $(TOOLS)/kustomize $(TOOLS)/conftest
+tools: $(TOOLS)/kustomize $(TOOLS)/conftest $(TOOLS)/yaml2json
 
 $(TOOLS)/kustomize:
 	GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+# Converts kustomize output to JSON lines, many times faster than parsing YAML in Python.
+$(TOOLS)/yaml2json: tools/yaml2json/main.go tools/yaml2json/go.mod
+	cd tools/yaml2json && GOFLAGS=-mod=mod go build -o $(TOOLS)/yaml2json .
 
 $(TOOLS)/conftest:
 	GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install github.com/open-policy-agent/conftest@$(CONFTEST_VERSION)

@@ -41,20 +41,17 @@ class ComponentBuild:
     seconds: float
     cached: bool = False
     key: str = ""  # the build cache key of this output
-    cache: BuildCache | None = field(default=None, repr=False)
+    json_lines: str | None = field(default=None, repr=False)  # one JSON object per line, when converted
     _objects: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def objects(self) -> list[dict[str, Any]]:
-        """Parsed on first use, and kept in the cache as JSON, which loads many times faster than YAML."""
+        """Parsed on first use: from the JSON lines the build converted, else from the YAML text."""
         if self._objects is None:
-            stored = self.cache.get(f"{self.key}-json") if self.cache is not None and self.key else None
-            if stored is not None:
-                self._objects = json.loads(stored)
+            if self.json_lines is not None:
+                self._objects = [json.loads(line) for line in self.json_lines.splitlines() if line]
             else:
                 self._objects = load_all_plain(self.text)
-                if self.cache is not None and self.key:
-                    self.cache.put(f"{self.key}-json", json.dumps(self._objects, separators=(",", ":")))
         return self._objects
 
 
@@ -76,6 +73,21 @@ def find_kustomize(project_root: Path) -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise ToolMissing(f"kustomize {KUSTOMIZE_VERSION} not found: run `make tools` (or set KFGEN_KUSTOMIZE)")
+
+
+def find_yaml2json(project_root: Path) -> str | None:
+    """The project's YAML-to-JSON converter (tools/yaml2json), built by `make tools`; optional."""
+    for candidate in (os.environ.get("KFGEN_YAML2JSON"), str(project_root / ".tools" / "bin" / "yaml2json")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def yaml_to_json_lines(converter: str, text: str) -> str:
+    result = subprocess.run([converter], input=text, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"cannot convert kustomize output to JSON: {result.stderr.strip()}")
+    return result.stdout
 
 
 def kustomize_build(kustomize: str, directory: Path) -> str:
@@ -146,6 +158,7 @@ class Builder:
 
     def __init__(self, project_root: Path, tree: Path, cache: BuildCache | None = None):
         self.kustomize = find_kustomize(project_root)
+        self.converter = find_yaml2json(project_root)
         self.tree = tree
         self.cache = cache
         lock = tree / LOCK_FILE
@@ -164,6 +177,18 @@ class Builder:
         if self.cache is not None:
             self.cache.put(key, text)
         return text, False, key
+
+    def json_lines(self, key: str, text: str) -> str | None:
+        """The objects of text as JSON lines (cached beside it), converted outside the interpreter's lock."""
+        if self.converter is None:
+            return None
+        stored = self.cache.get(f"{key}-json") if self.cache is not None else None
+        if stored is not None:
+            return stored
+        lines = yaml_to_json_lines(self.converter, text)
+        if self.cache is not None:
+            self.cache.put(f"{key}-json", lines)
+        return lines
 
     def base(self, component: str) -> tuple[str, str, str]:
         """(key, CRDs, other objects) of a component's base, built once per run."""
@@ -244,7 +269,8 @@ def build_environment(
         nonlocal done
         begin = time.perf_counter()
         text, cached, key = builder.overlay(env_plan.name, planned.name)
-        build = ComponentBuild(planned.name, planned.wave, text, time.perf_counter() - begin, cached, key, builder.cache)
+        build = ComponentBuild(planned.name, planned.wave, text, time.perf_counter() - begin, cached, key,
+                               builder.json_lines(key, text))
         with count_lock:
             done += 1
             if progress:
