@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import objects as objects_module
-from ..build import Builder, build_environment, build_tree
+from ..build import Builder, build_environment, build_tree, find_yaml2json, yaml_to_json_lines
 from ..buildcache import BuildCache, digest_text
 from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, check_environment
@@ -51,9 +51,12 @@ def controller_crd_files(engine: str, cache: SourceCache) -> list[Path]:
 def controller_crds(engine: str, cache: SourceCache) -> list[dict[str, Any]]:
     """The CustomResourceDefinitions of a GitOps engine, from the source caches."""
     crds: list[dict[str, Any]] = []
+    converter = find_yaml2json(Path(__file__).resolve().parents[3])
     for path in controller_crd_files(engine, cache):
-        crds.extend(doc for doc in load_all_plain(path.read_text(encoding="utf-8"))
-                    if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition")
+        text = path.read_text(encoding="utf-8")
+        documents = ([json.loads(line) for line in yaml_to_json_lines(converter, text).splitlines() if line] if converter
+                     else load_all_plain(text))
+        crds.extend(doc for doc in documents if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition")
     return crds
 
 
