@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+
+# Characters that would break the one-line-per-error format or act on a terminal.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Text with line breaks and control characters escaped, as in JSON."""
+    return _UNPRINTABLE.sub(lambda match: json.dumps(match.group())[1:-1], text)
 
 
 @dataclass(frozen=True, order=True)
@@ -20,7 +30,7 @@ class Problem:
             return f"kfgen: error: {self.message}"
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         field = f"{self.path}: " if self.path else ""
-        return f"{where}: error: {field}{self.message}"
+        return one_line(f"{where}: error: {field}{self.message}")
 
 
 class KfgenError(Exception):

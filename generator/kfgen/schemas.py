@@ -15,6 +15,28 @@ from .yamlio import Document
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
+# YAML loads 2.0 as a float; jsonschema would call it an integer, and it would then be rendered as 2.0
+# into fields Kubernetes reads as integers.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
+)
+
+# What the schemas' recurring patterns mean, so that an error says what is wanted rather than a regex.
+_PATTERN_NAMES = {
+    "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$":
+        "a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
+    "^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$":
+        "a DNS name (DNS-1123 labels joined by dots, at most 253 characters)",
+    "^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$": "an email address",
+    "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$": "a Kubernetes quantity (such as 100m, 2 or 256Mi)",
+    "^sha256:[a-f0-9]{64}$": "an image digest (sha256: and 64 lower-case hex digits)",
+    "^1\\.[0-9]{2}$": 'a Kubernetes minor version (such as "1.33")',
+    "^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._/-]*)?$": "an https:// URL",
+    "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$": "a registry, as host[:port][/path] in lower case",
+}
+
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
@@ -23,8 +45,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def validator_for(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(load_schema(name))
+def validator_for(name: str) -> jsonschema.protocols.Validator:
+    return _Validator(load_schema(name))
 
 
 def _type_name(value: Any) -> str:
@@ -41,50 +63,100 @@ def did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _describe(error: jsonschema.ValidationError) -> list[tuple[tuple[Any, ...], str]]:
+def show(value: Any, limit: int = 60) -> str:
+    """A value as JSON on one line (control characters escaped), shortened to about limit characters."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _found(value: Any, written: str | None, typed: bool = True) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str) and not typed:
+        return show(value)
+    if written is not None and not isinstance(value, str | list | dict):
+        return f"{_type_name(value)} {show(written)[1:-1]}"  # as written: 1.30, not 1.3
+    return f"{_type_name(value)} {show(value)}"
+
+
+def _describe(error: jsonschema.ValidationError, document: Document, prefix: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
     """Turn one jsonschema error into (path, message) pairs a person can act on."""
     path = tuple(error.absolute_path)
     value = error.instance
-    if error.validator == "additionalProperties" and isinstance(value, dict):
+    kind = error.validator
+    if "propertyNames" in error.absolute_schema_path and isinstance(value, str):
+        # The instance is a key of the mapping at path: point at the key itself.
+        path, kind = path + (value,), f"name-{kind}"
+        if kind == "name-pattern" and error.validator_value in _PATTERN_NAMES:
+            return [(path, f"the name {show(value)} is not {_PATTERN_NAMES[error.validator_value]}")]
+        return [(path, f"the name {show(value)} is not allowed: {error.message}")]
+    if kind == "additionalProperties" and isinstance(value, dict):
         known = sorted((error.schema.get("properties") or {}).keys())
         extra = [key for key in value if key not in known]
         return [(path + (key,), f"unknown field {key!r}{did_you_mean(key, known)}; expected one of: {', '.join(known)}")
                 for key in extra]
-    if error.validator == "required":
-        return [(path, error.message.replace("is a required property", "is required but missing"))]
-    if error.validator == "type":
+    if kind == "required" and isinstance(value, dict):
+        return [(path + (name,), "missing required field") for name in error.validator_value if name not in value]
+    if kind == "type":
         names = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
         expected = " or ".join(_SCHEMA_TYPES.get(n, n) for n in names)
-        if value is None:
-            return [(path, f"expected {expected}, found nothing" + (" (the file is empty)" if not path else ""))]
-        return [(path, f"expected {expected}, found {_type_name(value)} {json.dumps(value)[:60]}")]
-    if error.validator == "enum":
+        if value is None and not path:
+            return [(path, f"expected {expected}, found nothing (the document is empty)")]
+        written = document.source.get(prefix + path)
+        message = f"expected {expected}, found {_found(value, written)}"
+        if "string" in names and written and value is not None and not isinstance(value, str | list | dict):
+            message += f" (write {show(written)} in quotes for a string)"
+        return [(path, message)]
+    if kind == "enum":
         options = ", ".join(json.dumps(v) for v in error.validator_value)
-        return [(path, f"expected one of {options}, found {json.dumps(value)[:60]}")]
-    if error.validator == "const":
-        return [(path, f"expected {json.dumps(error.validator_value)}, found {json.dumps(value)[:60]}")]
-    if error.validator == "pattern":
-        return [(path, f"{json.dumps(value)[:80]} does not match the expected form {error.validator_value}")]
-    if error.validator in ("oneOf", "anyOf") and error.context:
+        hint = did_you_mean(value, [v for v in error.validator_value if isinstance(v, str)]) if isinstance(value, str) else ""
+        return [(path, f"expected one of {options}, found {_found(value, document.source.get(prefix + path), typed=False)}{hint}")]
+    if kind == "const":
+        return [(path, f"expected {json.dumps(error.validator_value)}, found {_found(value, document.source.get(prefix + path), typed=False)}")]
+    if kind == "pattern":
+        name = _PATTERN_NAMES.get(error.validator_value)
+        if name:
+            return [(path, f"{show(value, 80)} is not {name}")]
+        return [(path, f"{show(value, 80)} does not match the expected form {error.validator_value}")]
+    if kind in ("minimum", "maximum"):
+        bound = "less than the minimum" if kind == "minimum" else "more than the maximum"
+        return [(path, f"{show(value)} is {bound} of {error.validator_value}")]
+    if kind == "minItems" and isinstance(value, list):
+        return [(path, f"needs at least {error.validator_value} item{'s' if error.validator_value != 1 else ''}, found {len(value) or 'none'}")]
+    if kind == "maxItems" and isinstance(value, list):
+        return [(path, f"allows at most {error.validator_value} items, found {len(value)}")]
+    if kind == "minLength" and isinstance(value, str):
+        return [(path, f"{show(value)} is shorter than {error.validator_value} characters")]
+    if kind == "maxLength" and isinstance(value, str):
+        return [(path, f"is {len(value)} characters long, more than the maximum of {error.validator_value}")]
+    if kind == "uniqueItems" and isinstance(value, list):
+        seen: list[Any] = []
+        found = []
+        for index, item in enumerate(value):
+            if item in seen:
+                found.append((path + (index,), f"{show(item)} is listed more than once"))
+            else:
+                seen.append(item)
+        return found or [(path, "items must be unique")]
+    if kind in ("oneOf", "anyOf") and error.context:
         best = jsonschema.exceptions.best_match(error.context)
-        return _describe(best)
-    return [(path, error.message)]
+        return _describe(best, document, prefix)
+    return [(path, " ".join(error.message.split()))]
+
+
+def _problems(document: Document, validator: jsonschema.protocols.Validator, data: Any, prefix: tuple[Any, ...]) -> list[Problem]:
+    problems = []
+    for error in validator.iter_errors(data):
+        for path, message in _describe(error, document, prefix):
+            problems.append(document.problem(prefix + path, message))
+    return sorted(set(problems))
 
 
 def validate(document: Document, schema_name: str, data: Any = None, prefix: tuple[Any, ...] = ()) -> list[Problem]:
     """Validate data (the whole document by default) and return every problem, located."""
-    data = document.data if data is None else data
-    problems = []
-    for error in validator_for(schema_name).iter_errors(data):
-        for path, message in _describe(error):
-            problems.append(document.problem(prefix + path, message))
-    return problems
+    return _problems(document, validator_for(schema_name), document.data if data is None else data, prefix)
 
 
 def validate_with(document: Document, schema: dict[str, Any], data: Any, prefix: tuple[Any, ...]) -> list[Problem]:
     """Validate data found at prefix in document against an inline schema (a component's settings)."""
-    problems = []
-    for error in jsonschema.Draft202012Validator(schema).iter_errors(data):
-        for path, message in _describe(error):
-            problems.append(document.problem(prefix + path, message))
-    return problems
+    return _problems(document, _Validator(schema), data, prefix)

@@ -109,6 +109,10 @@ class Platform:
 _DISABLED = ComponentConfig(False, None, {}, (), {})
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def deep_merge(base: Any, override: Any) -> Any:
     """Mappings merge key by key; any other value replaces."""
     if isinstance(base, dict) and isinstance(override, dict):
@@ -146,6 +150,43 @@ class _Resolver:
         partial = {key: value for key, value in schema.items() if key != "required"}
         self.problems.extend(validate_with(self.document, partial, settings, path))
 
+    def _check_dependencies(self, path: tuple[Any, ...], env_name: str, components: dict[str, ComponentConfig],
+                            platform_layer: dict[str, Any], env_layer: dict[str, Any]) -> None:
+        """Every enabled component's dependencies must be enabled too.
+
+        The error points at what the user wrote: the `enabled: false` that turned a dependency off (one
+        error listing everything that needs it), else the place the dependent is configured.
+        """
+        needed_by: dict[str, list[str]] = {}
+        for name, config in sorted(components.items()):
+            if config.enabled:
+                for dependency in self.catalog.components[name].depends_on:
+                    if not components.get(dependency, _DISABLED).enabled:
+                        needed_by.setdefault(dependency, []).append(name)
+        for dependency, dependents in needed_by.items():
+            if "enabled" in (env_layer.get(dependency) or {}):
+                disabled_at: tuple[Any, ...] | None = path + ("components", dependency, "enabled")
+            elif "enabled" in (platform_layer.get(dependency) or {}):
+                disabled_at = ("components", dependency, "enabled")
+            else:
+                disabled_at = None
+            if disabled_at is not None:
+                names = _and([repr(n) for n in dependents])
+                self.fail(disabled_at, f"{dependency!r} is disabled in environment {env_name!r}, but {names} "
+                                       f"depend{'s' if len(dependents) == 1 else ''} on it")
+                continue
+            for name in dependents:
+                where = path + ("components", name) if name in env_layer else ("components", name) if name in platform_layer else path
+                self.fail(where, f"{name!r} depends on {dependency!r}, which is disabled in environment {env_name!r} "
+                                 "(off by default; enable it)")
+
+    def check_quantities(self, resources: Any, path: tuple[Any, ...]) -> None:
+        # The schema allows integer quantities; a negative one would only fail in the cluster.
+        for section in ("requests", "limits"):
+            for key, value in ((resources or {}).get(section) or {}).items():
+                if isinstance(value, int) and value < 0:
+                    self.fail(path + (section, key), f"{value} is not a Kubernetes quantity: quantities cannot be negative")
+
     def resolve_environment(self, index: int, env: dict[str, Any], platform_layer: dict[str, Any],
                             release: str, profiles: list[dict[str, Any]]) -> Environment:
         path = ("environments", index)
@@ -170,13 +211,7 @@ class _Resolver:
                 where = path + ("components", name) if name in env_layer else ("components", name)
                 for problem in validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",)):
                     self.problems.append(problem)
-        for name, config in components.items():
-            if not config.enabled:
-                continue
-            for dependency in self.catalog.components[name].depends_on:
-                if not components.get(dependency, _DISABLED).enabled:
-                    where = path + ("components", name) if name in env_layer else ("components", name) if name in platform_layer else path
-                    self.fail(where, f"{name!r} depends on {dependency!r}, which is disabled in environment {env['name']!r}")
+        self._check_dependencies(path, env["name"], components, platform_layer, env_layer)
         tls = env["tls"]
         if tls["mode"] == "acme" and not tls.get("acmeEmail"):
             self.fail(path + ("tls",), "tls mode 'acme' needs acmeEmail")
@@ -250,13 +285,20 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
     default = data.get("defaultEnvironment", data["environments"][0]["name"])
     if default not in names:
         resolver.fail(("defaultEnvironment",), f"unknown environment {default!r}{did_you_mean(default, list(names))}")
-    if resolver.problems:
+    for name, config in platform_layer.items():
+        resolver.check_quantities((config or {}).get("resources"), ("components", name, "resources"))
+    for index, env in enumerate(data["environments"]):
+        resolver.check_quantities((env.get("sizing") or {}).get("resources"), ("environments", index, "sizing", "resources"))
+        for name, config in (env.get("components") or {}).items():
+            resolver.check_quantities((config or {}).get("resources"), ("environments", index, "components", name, "resources"))
+    gitops = _gitops(data.get("gitops") or {"engine": "none"}, resolver)
+    # Environments resolve against the release's catalog; without one, their checks would only mislead.
+    if release not in catalog.kubernetes_versions:
         raise SpecError(resolver.problems)
     environments = tuple(
         resolver.resolve_environment(index, env, platform_layer, release, data.get("profiles") or [])
         for index, env in enumerate(data["environments"])
     )
-    gitops = _gitops(data.get("gitops") or {"engine": "none"}, resolver)
     if resolver.problems:
         raise SpecError(resolver.problems)
     return Platform(

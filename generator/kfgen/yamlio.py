@@ -1,13 +1,15 @@
 """Safe YAML in and deterministic YAML out.
 
 Loading keeps the line and column of every value so that errors can point into the file, refuses
-duplicate keys, several documents, non-UTF-8 text, oversized files and documents that expand past a
-bound (alias bombs). Dumping is deterministic: key order as given, block style, fixed width.
+duplicate keys, several documents, non-UTF-8 text, oversized files, documents that expand past a
+bound (alias bombs) or refer to themselves, merge keys and tags other than YAML's plain types.
+Dumping is deterministic: key order as given, block style, fixed width.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,12 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+# Timestamps stay strings: YAML 1.2 has no such type, and a date in an image tag or a name is meant as text.
+_STRING_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"}
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 _scalar_constructor = yaml.constructor.SafeConstructor()
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]*$")
 
 
 @dataclass
@@ -48,6 +55,8 @@ class Document:
     file: str
     data: Any
     locations: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    # The text as written of scalars that did not load as strings, for hints such as "quote it".
+    source: dict[PathKey, str] = field(default_factory=dict)
 
     def locate(self, path: PathKey) -> tuple[int, int]:
         """Line and column of the value at path, or of its nearest located parent."""
@@ -62,14 +71,23 @@ class Document:
 
 
 def format_path(path: PathKey) -> str:
-    """Render a path inside a document as `a.b[2].c`."""
+    """Render a path inside a document as `a.b[2].c`; other keys are quoted, as `a["x.y"]`.
+
+    Quoting keeps every error on one line and unambiguous whatever the keys hold (dots, newlines).
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.match(str(part)):
             out += ("." if out else "") + str(part)
+        else:
+            out += f"[{json.dumps(str(part))}]"
     return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 class _Builder:
@@ -77,69 +95,174 @@ class _Builder:
 
     def __init__(self, file: str):
         self.file = file
-        self.nodes = 0
         self.locations: dict[PathKey, tuple[int, int]] = {}
+        self.source: dict[PathKey, str] = {}
+
+    @staticmethod
+    def tag(node: yaml.Node) -> str:
+        return node.tag.replace("tag:yaml.org,2002:", "!!")
 
     def fail(self, node: yaml.Node, path: PathKey, message: str) -> InputError:
         mark = node.start_mark
         return InputError([Problem(self.file, mark.line + 1, mark.column + 1, format_path(path), message)])
 
-    def build(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self.fail(node, path, f"document expands to more than {MAX_NODES} values (alias bomb?)")
-        if depth > MAX_DEPTH:
-            raise self.fail(node, path, f"document nests deeper than {MAX_DEPTH} levels")
+    def measure(self, root: yaml.Node) -> None:
+        """Refuse, before building anything, a graph that is too deep, recursive or too large once expanded.
+
+        Aliases make the node graph a DAG whose expansion can be exponential in the file's size (the
+        billion laughs): sizes are counted once per distinct node, so this costs what the file costs.
+        """
+        measured: dict[int, tuple[int, int]] = {}  # node -> (values once expanded, levels below it)
+        open_nodes: set[int] = set()
+
+        def walk(node: yaml.Node, path: PathKey, depth: int) -> tuple[int, int]:
+            key = id(node)
+            if key in open_nodes:
+                raise self.fail(node, path, "an alias refers to the collection that contains it (recursive alias)")
+            if key not in measured:
+                open_nodes.add(key)
+                total, height = 1, 0
+                children: list[tuple[yaml.Node, PathKey]] = []
+                if isinstance(node, yaml.MappingNode):
+                    for key_node, value_node in node.value:
+                        name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                        children += [(key_node, path), (value_node, path + (name,))]
+                elif isinstance(node, yaml.SequenceNode):
+                    children = [(item, path + (index,)) for index, item in enumerate(node.value)]
+                for child, child_path in children:
+                    if depth + 1 > MAX_DEPTH:
+                        raise self.fail(child, child_path, f"document nests deeper than {MAX_DEPTH} levels")
+                    child_total, child_height = walk(child, child_path, depth + 1)
+                    total += child_total
+                    height = max(height, child_height + 1)
+                    if total > MAX_NODES:
+                        raise self.fail(node, path, f"document expands to more than {MAX_NODES} values (alias bomb?)")
+                open_nodes.discard(key)
+                measured[key] = (total, height)
+            total, height = measured[key]
+            # An alias can graft a deep collection onto a deep place: the expanded depth counts.
+            if depth + height > MAX_DEPTH:
+                raise self.fail(node, path, f"document nests deeper than {MAX_DEPTH} levels")
+            return total, height
+
+        walk(root, (), 0)
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
         self.locations.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP_TAG:
+                raise self.fail(node, path, f"unsupported YAML tag {self.tag(node)}; only plain mappings, lists and scalars are allowed")
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.fail(key_node, path, "mapping keys must be plain strings")
                 key = key_node.value
+                if key == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
+                    raise self.fail(key_node, path, "YAML merge keys (<<) are not supported; write the fields out")
                 if key in result:
                     raise self.fail(key_node, path + (key,), f"duplicate key {key!r}")
                 self.locations[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                result[key] = self.build(value_node, path + (key,), depth + 1)
+                result[key] = self.build(value_node, path + (key,))
                 # The key's own position is more useful for errors about the key than the value's.
                 self.locations[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             return result
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+            if node.tag != _SEQ_TAG:
+                raise self.fail(node, path, f"unsupported YAML tag {self.tag(node)}; only plain mappings, lists and scalars are allowed")
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
         if node.tag in _SCALAR_TAGS:
-            return _scalar_constructor.construct_object(node)
+            try:
+                value = _scalar_constructor.construct_object(node)
+            except (ValueError, KeyError, TypeError, yaml.YAMLError):
+                raise self.fail(node, path, f"{node.value!r} is not a valid {self.tag(node)}") from None
+            self.source[path] = node.value
+            return value
+        if node.tag not in _STRING_TAGS:
+            raise self.fail(node, path, f"unsupported YAML tag {self.tag(node)}; only plain mappings, lists and scalars are allowed")
         return str(node.value)
+
+
+class _Frame:
+    """An open collection while scanning events: its path and where the next child goes."""
+
+    def __init__(self, path: PathKey, mapping: bool):
+        self.path = path
+        self.mapping = mapping
+        self.expect_key = True
+        self.key: Any = None
+        self.index = 0
+
+    def child_path(self, event: yaml.Event) -> PathKey:
+        if not self.mapping:
+            self.index += 1
+            return self.path + (self.index - 1,)
+        self.expect_key = not self.expect_key
+        if not self.expect_key:  # this event is a key
+            self.key = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+            return self.path
+        return self.path + (self.key,)
+
+
+def _check_nesting(text: str, file: str) -> None:
+    """Refuse deep nesting from the event stream, before composing: libyaml composes recursively in C,
+    and a few megabytes of `[` would crash the process instead of raising an error."""
+    stack: list[_Frame] = []
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent | yaml.CollectionStartEvent):
+            path = stack[-1].child_path(event) if stack else ()
+            if len(stack) > MAX_DEPTH:
+                mark = event.start_mark
+                raise InputError([Problem(file, mark.line + 1, mark.column + 1, format_path(path),
+                                          f"document nests deeper than {MAX_DEPTH} levels")])
+            if isinstance(event, yaml.CollectionStartEvent):
+                stack.append(_Frame(path, isinstance(event, yaml.MappingStartEvent)))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            stack.pop()
+
+
+def _too_large(file: str) -> InputError:
+    return InputError([Problem(file, 1, 1, "", f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB ({MAX_BYTES} bytes)")])
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def parse(text: bytes | str, file: str) -> Document:
     """Parse one YAML document from text, safely; raise InputError with a location otherwise."""
+    if len(text) > MAX_BYTES:
+        raise _too_large(file)
     if isinstance(text, bytes):
-        if len(text) > MAX_BYTES:
-            raise InputError([Problem(file, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as err:
-            line = text[: err.start].count(b"\n") + 1
-            raise InputError([Problem(file, line, 1, "", "file is not valid UTF-8")]) from None
-    if len(text) > MAX_BYTES:
-        raise InputError([Problem(file, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
+            prefix = text[: err.start].decode("utf-8", "replace")
+            line, column = _position(prefix, len(prefix))
+            raise InputError([Problem(file, line, column, "", f"file is not valid UTF-8 (byte 0x{text[err.start]:02x})")]) from None
     try:
+        _check_nesting(text, file)
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = " ".join(str(x) for x in (err.context, err.problem) if x)
+        reason = _one_line(" ".join(str(x) for x in (err.context, err.problem) if x))
         raise InputError([Problem(file, line, column, "", f"invalid YAML: {reason}")]) from None
+    except yaml.reader.ReaderError as err:
+        line, column = _position(text, err.position)
+        code = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or "\0")
+        raise InputError([Problem(file, line, column, "", f"invalid YAML: {err.reason} (found U+{code:04X})")]) from None
     except yaml.YAMLError as err:
-        raise InputError([Problem(file, 1, 1, "", f"invalid YAML: {err}")]) from None
+        raise InputError([Problem(file, 1, 1, "", f"invalid YAML: {_one_line(str(err))}")]) from None
     if len(nodes) > 1:
         mark = nodes[1].start_mark
         raise InputError([Problem(file, mark.line + 1, 1, "", "expected one YAML document, found several")])
     if not nodes:
         return Document(file, None, {(): (1, 1)})
     builder = _Builder(file)
-    data = builder.build(nodes[0], (), 0)
-    return Document(file, data, builder.locations)
+    builder.measure(nodes[0])
+    data = builder.build(nodes[0], ())
+    return Document(file, data, builder.locations, builder.source)
 
 
 def load_file(path: Path, display: str | None = None) -> Document:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import KfgenError
+from ..errors import KfgenError, Problem
 from . import build, check, diff, graph, hydrate, policy, render, upgrade, validate, vendor
 
 COMMANDS = (validate, render, vendor, build, hydrate, check, policy, diff, graph, upgrade)
@@ -32,6 +32,20 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _escape(text: str, prop: bool = False) -> str:
+    """GitHub workflow-command escaping: a message or property value cannot end the command early."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def _annotation(p: Problem) -> str:
+    props = [f"file={_escape(p.file, True)}"] if p.file else []
+    if p.file and p.line:
+        props += [f"line={p.line}", f"col={p.column}"]
+    message = f"{p.path}: {p.message}" if p.path else p.message
+    return f"::error {','.join(props)}::{_escape(message)}" if props else f"::error::{_escape(message)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -45,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"errors": payload}))
         elif args.output == "github" and getattr(err, "problems", None):
             for p in err.problems:
-                print(f"::error file={p.file},line={p.line},col={p.column}::{p.path}: {p.message}")
+                print(_annotation(p))
         sys.stderr.write(f"{err}\n")
         return err.exit_code
     except KeyboardInterrupt:
