@@ -24,10 +24,11 @@ from typing import Any
 import yaml
 
 from .buildcache import BuildCache, digest_files, digest_text
-from .errors import BuildError, InputError, ToolMissing
+from .errors import BuildError, InputError
 from .plan import EnvironmentPlan
 from .refs import RemoteDir, parse_remote
 from .sources import LOCK_FILE, SourceCache, vendor, verify_vendor, write_lock
+from .tools import find_tool
 from .yamlio import dump, load_all_plain
 
 KUSTOMIZE_VERSION = "v5.8.1"
@@ -67,20 +68,13 @@ class EnvironmentBuild:
 
 
 def find_kustomize(project_root: Path) -> str:
-    """The pinned kustomize: $KFGEN_KUSTOMIZE, then .tools/bin in the project, then PATH."""
-    candidates = [os.environ.get("KFGEN_KUSTOMIZE"), str(project_root / ".tools" / "bin" / "kustomize"), shutil.which("kustomize")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise ToolMissing(f"kustomize {KUSTOMIZE_VERSION} not found: run `make tools` (or set KFGEN_KUSTOMIZE)")
+    """The pinned kustomize."""
+    return find_tool("kustomize", project_root, KUSTOMIZE_VERSION)
 
 
 def find_yaml2json(project_root: Path) -> str | None:
     """The project's YAML-to-JSON converter (tools/yaml2json), built by `make tools`; optional."""
-    for candidate in (os.environ.get("KFGEN_YAML2JSON"), str(project_root / ".tools" / "bin" / "yaml2json")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return find_tool("yaml2json", project_root, required=False)
 
 
 def yaml_to_json_lines(converter: str, text: str) -> str:

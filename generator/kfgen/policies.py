@@ -9,9 +9,7 @@ any checked environment is reported as an error of its own.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -21,6 +19,7 @@ from typing import Any
 
 from .errors import InputError, Problem, ToolMissing
 from .spec import Environment
+from .tools import find_tool
 from .yamlio import dump, dump_all, load_file
 
 CONFTEST_VERSION = "v0.69.0"
@@ -62,11 +61,7 @@ class PolicyReport:
 
 
 def find_conftest(project_root: Path) -> str:
-    candidates = [os.environ.get("KFGEN_CONFTEST"), str(project_root / ".tools" / "bin" / "conftest"), shutil.which("conftest")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise ToolMissing(f"conftest {CONFTEST_VERSION} not found: run `make tools` (or set KFGEN_CONFTEST)")
+    return find_tool("conftest", project_root, CONFTEST_VERSION)
 
 
 def load_exceptions(policy_dir: Path) -> list[PolicyException]:
