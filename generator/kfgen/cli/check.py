@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import objects as objects_module
-from ..build import Builder, build_environment, build_tree, find_yaml2json, yaml_to_json_lines
+from ..build import find_yaml2json, yaml_to_json_lines
 from ..buildcache import BuildCache, digest_text
 from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, check_environment
@@ -20,7 +20,7 @@ from ..refs import RemoteDir
 from ..render import render
 from ..sources import SourceCache
 from ..yamlio import load_all_plain
-from .common import add_build_arguments, add_project_arguments, add_source_arguments, build_cache, load_project, progress_printer, source_cache
+from .common import add_build_arguments, add_project_arguments, add_source_arguments, build_cache, built_environments, load_project, source_cache
 
 # The CRDs of the GitOps controllers, for validating the objects under gitops/<env>/.
 CONTROLLER_CRDS: dict[str, tuple[RemoteDir, ...]] = {
@@ -114,12 +114,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.drift_only:
         cache = source_cache(args, project.root)
         crds: list[list[dict[str, Any]]] = []  # loaded once, and only when a verdict is not cached
-        with build_tree(project.root, project.platform.source_mode, cache) as tree:
-            builder = Builder(project.root, tree, build_cache(args, project.root))
-            for env_plan in env_plans:
-                build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"), tree,
-                                          builder=builder)
-                results.append((_checked(project, env_plan, build, cache, builder.cache, crds), build.seconds))
+        verdicts = build_cache(args, project.root)
+        for env_plan, build in built_environments(project, args, env_plans):
+            results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
     findings = [f for report, _ in results for f in report.findings]
     if args.output == "json":
         print(json.dumps({

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build import Builder, EnvironmentBuild, build_environment, build_tree
 from ..buildcache import BuildCache
 from ..catalog import Catalog, load_catalog
 from ..errors import InputError
-from ..plan import Plan, make_plan
+from ..plan import EnvironmentPlan, Plan, make_plan
 from ..sources import SourceCache
 from ..spec import Platform, load_platform
 
@@ -64,6 +66,16 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_cache(args: argparse.Namespace, root: Path) -> BuildCache | None:
     return None if args.no_cache else BuildCache(root / ".kfgen" / "cache")
+
+
+def built_environments(project: Project, args: argparse.Namespace, env_plans: list[EnvironmentPlan],
+                       label: str = "build") -> Iterator[tuple[EnvironmentPlan, EnvironmentBuild]]:
+    """Build each environment in turn, sharing one build tree, one Builder (bases built once) and the cache."""
+    with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
+        builder = Builder(project.root, tree, build_cache(args, project.root))
+        for env_plan in env_plans:
+            yield env_plan, build_environment(project.root, env_plan, args.jobs, progress_printer(f"{label} {env_plan.name}"),
+                                              tree, builder=builder)
 
 
 def progress_printer(label: str):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..build import Builder, build_environment, build_tree, write_hydrated
+from ..build import write_hydrated
 from .common import (
     add_build_arguments,
     add_project_arguments,
     add_source_arguments,
-    build_cache,
+    built_environments,
     load_project,
-    progress_printer,
-    source_cache,
 )
 
 
@@ -29,12 +27,8 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     names = args.env or [e.name for e in project.platform.environments]
     env_plans = [project.plan.environment(name) for name in names]
-    with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
-        builder = Builder(project.root, tree, build_cache(args, project.root))
-        for env_plan in env_plans:
-            build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"hydrate {env_plan.name}"), tree,
-                                      builder=builder)
-            target = write_hydrated(build, project.root / "rendered", project.platform.file)
-            print(f"hydrate: {len(build.objects)} objects of {len(build.components)} components into "
-                  f"{target.relative_to(project.root)}/")
+    for _, build in built_environments(project, args, env_plans, "hydrate"):
+        target = write_hydrated(build, project.root / "rendered", project.platform.file)
+        print(f"hydrate: {len(build.objects)} objects of {len(build.components)} components into "
+              f"{target.relative_to(project.root)}/")
     return 0

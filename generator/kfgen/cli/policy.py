@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..build import Builder, build_environment, build_tree, find_kustomize, kustomize_build
+from ..build import find_kustomize, kustomize_build
 from ..policies import (
     environment_settings,
     find_conftest,
@@ -24,9 +24,8 @@ from .common import (
     add_build_arguments,
     add_project_arguments,
     add_source_arguments,
-    build_cache,
+    built_environments,
     load_project,
-    progress_printer,
     source_cache,
 )
 
@@ -53,13 +52,8 @@ def run(args: argparse.Namespace) -> int:
         production = [e.name for e in project.platform.environments if e.stage == "production"]
         names = names[:1] if args.env else (production or names)[:1]
     cache = source_cache(args, project.root)
-    objects = {}
-    with build_tree(project.root, project.platform.source_mode, cache) as tree:
-        builder = Builder(project.root, tree, build_cache(args, project.root))
-        for name in names:
-            env_plan = project.plan.environment(name)
-            built = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {name}"), tree, builder=builder)
-            objects[name] = {c.name: c.objects for c in built.components}
+    objects = {env_plan.name: {c.name: c.objects for c in built.components}
+               for env_plan, built in built_environments(project, args, [project.plan.environment(n) for n in names])}
     reports = [run_policies(conftest, policy_dir, name, environment_settings(project.platform.environment(name)),
                             objects[name], exceptions) for name in names]
     if args.compare_upstream:
