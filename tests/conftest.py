@@ -128,6 +128,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str, bool]
             cache[key] = projects[(release, all_components)].build(env)
         return cache[key]
 
+    get.projects = projects  # the rendered projects, by (release, all components)
     return get
 
 

@@ -200,7 +200,8 @@ class Builder:
         """The component's objects in env as YAML text, whether they came from the cache, and their key."""
         folder = self.tree / "overlays" / env / component
         if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder):
-            key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"))
+            outside = [d for d in _outside_resources(folder) if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
+            key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"), digest_files(*outside))
             return self._cached(key, lambda: kustomize_build(self.kustomize, folder))
         base_key, crds, rest = self.base(component)
         key = digest_text("overlay", self.inputs, base_key, digest_files(folder))
@@ -228,9 +229,23 @@ class Builder:
 
 
 def _needs_direct_build(folder: Path) -> bool:
-    """Overlays that patch CRDs or merge into upstream generators cannot be built on a prebuilt base."""
+    """Overlays that patch CRDs or merge into upstream generators cannot be built on a prebuilt base.
+
+    Nor can those that patch a ConfigMap or Secret: upstream may generate it, and a prebuilt base knows
+    only its hashed name, so the patch would miss it (or leave references to the old hash)."""
     text = (folder / "kustomization.yaml").read_text(encoding="utf-8")
-    return any(word in text for word in ("CustomResourceDefinition", "configMapGenerator", "secretGenerator"))
+    if any(word in text for word in ("CustomResourceDefinition", "configMapGenerator", "secretGenerator",
+                                     "kind: ConfigMap", "kind: Secret")) or _outside_resources(folder):
+        return True
+    return any(re.search(r"^kind: (ConfigMap|Secret)$", path.read_text(encoding="utf-8"), re.MULTILINE)
+               for path in folder.glob("*.yaml") if path.name != "kustomization.yaml")
+
+
+def _outside_resources(folder: Path) -> list[Path]:
+    """Resource folders an overlay names besides its base (they live elsewhere in the project)."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8")) or {}
+    return [(folder / r).resolve() for r in kustomization.get("resources") or []
+            if r.startswith("../") and r != f"../../../base/{folder.name}"]
 
 
 def _tool_identity(path: str) -> str:

@@ -59,6 +59,24 @@ class PatchTemplate:
 
 
 @dataclass(frozen=True)
+class SecretKey:
+    name: str
+    value: str | None  # a fixed value that is not secret, else None
+    credential: str  # the credential it holds, shared across Secrets: <secret>/<key> unless the catalog says
+
+
+@dataclass(frozen=True)
+class CatalogSecret:
+    """An upstream Secret with default credentials, which every environment replaces."""
+
+    name: str
+    namespace: str
+    description: str
+    releases: tuple[str, ...]  # empty: every release
+    keys: tuple[SecretKey, ...]
+
+
+@dataclass(frozen=True)
 class Component:
     name: str
     description: str
@@ -71,6 +89,10 @@ class Component:
     patches: tuple[PatchTemplate, ...]
     folder: Path
     file: str
+    secrets: tuple[CatalogSecret, ...] = ()
+
+    def secrets_in(self, release: str) -> tuple[CatalogSecret, ...]:
+        return tuple(s for s in self.secrets if not s.releases or release in s.releases)
 
     def defaults(self) -> dict[str, Any]:
         """Default settings: every property's `default` in the settings schema."""
@@ -136,6 +158,15 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
         patches=tuple(patches),
         folder=folder,
         file=display,
+        secrets=tuple(
+            CatalogSecret(
+                name=secret["name"], namespace=secret.get("namespace", data["namespace"]), description=secret["description"],
+                releases=tuple(secret.get("releases", ())),
+                keys=tuple(SecretKey(key["name"], key.get("value"), key.get("credential", f"{secret['name']}/{key['name']}"))
+                           for key in secret["keys"]),
+            )
+            for secret in data.get("secrets") or ()
+        ),
     )
     return component, problems
 

@@ -78,7 +78,9 @@ def _split_kind(entry: str) -> dict[str, str]:
 def argocd_project(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
     gitops = plan.platform.gitops
     release = plan.platform.kubeflow_version
-    namespaces = sorted({ns for p in env_plan.components for ns in p.component.releases[release].namespaces})
+    # Profile namespaces too: tenants creates them with the contributors' bindings.
+    namespaces = sorted({ns for p in env_plan.components for ns in p.component.releases[release].namespaces}
+                        | {profile.name for profile in env_plan.environment.profiles})
     kinds = sorted({k for p in env_plan.components for k in p.component.releases[release].cluster_kinds})
     destinations = [{"server": _server(env_plan), "namespace": ns} for ns in namespaces]
     # The root Application creates the component Applications next to Argo CD itself.

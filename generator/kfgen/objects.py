@@ -26,8 +26,10 @@ from typing import Any
 
 from .build import EnvironmentBuild
 from .catalog import Catalog
+from .credentials import prerequisite_files
 from .errors import InputError, ToolMissing
 from .plan import Plan
+from .yamlio import load_all_plain
 
 # Namespaces every cluster has; objects may live there without the environment creating them.
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -60,6 +62,8 @@ CLUSTER_SCOPED_BUILTINS = frozenset({
 # The pseudo-component of a GitOps controller's objects (gitops/<env>/), whose CRDs the controller installs.
 GITOPS_COMPONENT = "gitops"
 CONTROLLER = "(gitops controller)"
+# CRDs of operators the cluster runs before the platform (prerequisites/), usable by every component.
+PREREQUISITE = "(cluster prerequisite)"
 
 
 @dataclass(frozen=True, order=True)
@@ -655,6 +659,9 @@ class Validator:
         group, version = split_api_version(api_version)
         builtin = self.kubernetes.validator(api_version, kind)
         if builtin is not None:
+            if kind == "Secret" and group == "" and isinstance(obj.get("sops"), dict):
+                # A SOPS-encrypted Secret: Flux decrypts it and drops the sops metadata before applying.
+                obj = {key: value for key, value in obj.items() if key != "sops"}
             builtin(obj, (), errors)
             return
         if self.kubernetes.is_builtin(group, kind):
@@ -719,9 +726,11 @@ def check_environment(
     """Every check on one environment's built objects (and the GitOps objects that deploy it)."""
     started = time.perf_counter()
     env = build.environment
+    prerequisite_crds = load_prerequisite_crds(prerequisite_files(plan.environment(env).environment))
     kubernetes = kubernetes_schemas(plan.platform.kubernetes_version)
     owned: list[tuple[str, dict[str, Any]]] = [(c.name, obj) for c in build.components for obj in c.objects]
-    crds = CrdIndex([(name, obj) for name, obj in owned if _is_crd(obj)] + [(CONTROLLER, crd) for crd in controller_crds])
+    crds = CrdIndex([(name, obj) for name, obj in owned if _is_crd(obj)] + [(CONTROLLER, crd) for crd in controller_crds]
+                    + [(PREREQUISITE, crd) for crd in prerequisite_crds])
     validator = Validator(kubernetes, crds)
     findings: list[Finding] = []
 
@@ -765,8 +774,8 @@ def check_environment(
             if component == GITOPS_COMPONENT or kubernetes.is_builtin(group, kind):
                 continue
             crd = crds.find(group, kind)
-            if crd is None:
-                continue  # already a schema finding: no CRD at all
+            if crd is None or crd.component == PREREQUISITE:
+                continue  # no CRD at all is already a schema finding; prerequisites come before the platform
             if component not in closure:
                 closure[component] = _dependencies(plan.catalog, component)
             if crd.component not in closure[component]:
@@ -774,6 +783,12 @@ def check_environment(
                 finding(component, obj, "kind", f"CRD {crd.name} comes from {provider}, which {component} does not depend on "
                                                 "(add it to dependsOn so that the CRD is applied first)", "crd-order")
     return EnvironmentReport(env, len(owned) + len(gitops_objects), tuple(sorted(findings)), time.perf_counter() - started)
+
+
+def load_prerequisite_crds(files: Sequence[Path]) -> list[dict[str, Any]]:
+    """The CRDs of the operators an environment needs first (prerequisites/), for validating their custom resources."""
+    return [doc for path in files for doc in load_all_plain(path.read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"]
 
 
 def _is_crd(obj: Any) -> bool:

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Component
+from .credentials import external_secret, required_secrets
 from .gitops import gitops_documents
+from .identity import identity_context
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
+from .spec import Profile
 from .templates import evaluate, render_documents
 from .yamlio import dump, dump_all
 
@@ -76,12 +79,25 @@ def _yaml_file(source: str, document: Any) -> bytes:
 def render_base(component: Component, release: str, mode: str) -> dict[str, bytes]:
     folder = f"base/{component.name}"
     source = component.releases[release]
+    origin = f"components/{component.name}/component.yaml"
+    files: dict[str, bytes] = {}
+    patches = []
+    removed = component.secrets_in(release)
+    if removed:
+        # Upstream's Secrets with published default values go in every environment; its secrets backend
+        # provides them instead (see credentials.py). Targets match by name before any namespace or hash
+        # suffix is set, so references to a generated Secret fall back to its plain name.
+        files[f"{folder}/remove-default-credentials.yaml"] = (header(origin) + dump(
+            {"$patch": "delete", "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "default-credentials"}})).encode()
+        patches.extend({"path": "remove-default-credentials.yaml", "target": {"kind": "Secret", "name": f"^{s.name}$"}} for s in removed)
     document = _kustomization(
         namespace=component.namespace if component.set_namespace else None,
         resources=[upstream_reference(root, mode, folder) for root in source.resource_roots],
         components=[upstream_reference(root, mode, folder) for root in source.component_roots],
+        patches=patches,
     )
-    return {f"{folder}/kustomization.yaml": _yaml_file(f"components/{component.name}/component.yaml", document)}
+    files[f"{folder}/kustomization.yaml"] = _yaml_file(origin, document)
+    return files
 
 
 def template_context(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, Any]:
@@ -100,8 +116,21 @@ def template_context(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComp
         },
         "component": {"name": planned.name, "namespace": planned.component.namespace},
         "settings": planned.config.settings,
-        "profiles": [{"name": p.name, "owner": p.owner} for p in env.profiles],
+        "profiles": [profile_context(p) for p in env.profiles],
+        "identity": identity_context(env),
     }
+
+
+def profile_context(profile: Profile) -> dict[str, Any]:
+    return {"name": profile.name, "owner": profile.owner, "quota": profile.quota,
+            "contributors": [{"role": g.role, "user": g.user, "group": g.group,
+                              "bindingName": binding_name(g.user or g.group or "", g.role, "user" if g.user else "group")}
+                             for g in profile.contributors]}
+
+
+def binding_name(subject: str, role: str, kind: str) -> str:
+    """The name Kubeflow's access management gives a contributor's RoleBinding and AuthorizationPolicy."""
+    return f"{kind}-{re.sub(r'[^a-z0-9]+', '-', subject.lower()).strip('-')}-clusterrole-{role}"
 
 
 def _names_regex(names: tuple[str, ...]) -> str:
@@ -193,6 +222,18 @@ def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentP
     overlay.images.extend(replaced.values())
 
 
+def _credentials(overlay: _Overlay, plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> None:
+    """The environment's secrets backend provides the Secrets the base removed."""
+    environment = env_plan.environment
+    needed = [s for s in required_secrets(plan, env_plan) if s.component == planned.name]
+    if not needed:
+        return
+    if environment.secrets.backend == "externalSecret":
+        overlay.add_resource("external-secrets.yaml", [external_secret(s, environment) for s in needed])
+    elif environment.secrets.backend == "sops":
+        overlay.resources.append(os.path.relpath(f"{environment.secrets.path}/{planned.name}", overlay.folder))
+
+
 def render_overlay(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, bytes]:
     component = planned.component
     folder = f"overlays/{env_plan.name}/{component.name}"
@@ -212,6 +253,7 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCompon
             overlay.add_patch(name, documents, dict(patch.target or {}))
     _sizing(overlay, planned, env_plan, plan.platform.kubeflow_version)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version)
+    _credentials(overlay, plan, env_plan, planned)
     has_base = bool(component.releases[plan.platform.kubeflow_version].roots)
     return overlay.finish(f"../../../base/{component.name}" if has_base else None)
 

@@ -8,7 +8,7 @@ again against each component's settings schema.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,67 @@ class Sizing:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """A role in a profile for a user or a group (exactly one of them)."""
+
+    role: str  # admin, edit or view
+    user: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     owner: str
+    contributors: tuple[Grant, ...] = ()
+    quota: dict[str, Any] = field(default_factory=dict)  # cpu, memory, gpu, storage, persistentVolumeClaims, pods
+
+
+@dataclass(frozen=True)
+class SecretStore:
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Where an environment's credentials come from."""
+
+    backend: str  # local, existing, externalSecret or sops
+    store: SecretStore | None = None
+    key_prefix: str = ""
+    refresh_interval: str = "1h"
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Connector:
+    id: str
+    type: str
+    name: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StaticUser:
+    email: str
+    username: str
+
+
+@dataclass(frozen=True)
+class ExternalOidc:
+    issuer: str
+    client_id: str
+    groups_claim: str
+    username_claim: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    provider: str  # dex or oidc
+    connectors: tuple[Connector, ...] = ()
+    static_users: tuple[StaticUser, ...] = ()
+    oidc: ExternalOidc | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +126,8 @@ class Environment:
     registry_mirror: str | None
     components: dict[str, ComponentConfig]  # every catalog component of the release, enabled or not
     profiles: tuple[Profile, ...]
+    secrets: Secrets = Secrets("existing")
+    identity: Identity = Identity("dex")
 
     @property
     def enabled(self) -> list[str]:
@@ -107,6 +167,8 @@ class Platform:
 
 
 _DISABLED = ComponentConfig(False, None, {}, (), {})
+# Connector configuration fields that hold secrets: never in the spec.
+SECRET_FIELDS = {"clientSecret", "bindPW", "password", "secret", "privateKey", "token", "hash", "passwordHash"}
 
 
 def _and(items: list[str]) -> str:
@@ -187,9 +249,10 @@ class _Resolver:
                 if isinstance(value, int) and value < 0:
                     self.fail(path + (section, key), f"{value} is not a Kubernetes quantity: quantities cannot be negative")
 
-    def resolve_environment(self, index: int, env: dict[str, Any], platform_layer: dict[str, Any],
-                            release: str, profiles: list[dict[str, Any]]) -> Environment:
+    def resolve_environment(self, index: int, env: dict[str, Any], platform: dict[str, Any], release: str) -> Environment:
         path = ("environments", index)
+        platform_layer = platform.get("components") or {}
+        profiles = platform.get("profiles") or []
         env_layer = env.get("components") or {}
         self.check_component_names(env_layer, path + ("components",), release)
         components: dict[str, ComponentConfig] = {}
@@ -228,12 +291,11 @@ class _Resolver:
         replicas = sizing.get("replicas", 1)
         if sizing.get("highAvailability") and replicas < 2:
             self.fail(path + ("sizing", "highAvailability"), f"high availability needs sizing.replicas of at least 2, found {replicas}")
-        env_profiles = tuple(
-            Profile(p["name"], p["owner"]) for p in profiles
-            if not p.get("environments") or env["name"] in p["environments"]
-        )
+        env_profiles = self.profiles(path, env, profiles)
         if env_profiles and not components.get("profiles", _DISABLED).enabled:
             self.fail(path, f"profiles are declared but the 'profiles' component is disabled in environment {env['name']!r}")
+        secrets = self.secrets(path, env, platform)
+        identity = self.identity(path, env, platform, components)
         cluster = env["cluster"]
         return Environment(
             name=env["name"],
@@ -245,6 +307,107 @@ class _Resolver:
             registry_mirror=env.get("registryMirror"),
             components=components,
             profiles=env_profiles,
+            secrets=secrets,
+            identity=identity,
+        )
+
+    def profiles(self, path: tuple[Any, ...], env: dict[str, Any], profiles: list[dict[str, Any]]) -> tuple[Profile, ...]:
+        """The platform's profiles present in this environment, with the environment's changes applied."""
+        merged = {p["name"]: dict(p) for p in profiles if not p.get("environments") or env["name"] in p["environments"]}
+        for index, change in enumerate(env.get("profiles") or []):
+            if change["name"] in merged:
+                merged[change["name"]].update(change)
+            elif "owner" not in change:
+                known = sorted(merged)
+                self.fail(path + ("profiles", index, "name"), f"profile {change['name']!r} is not a platform profile in this environment"
+                                                              f"{did_you_mean(change['name'], known)}; a new one needs an owner")
+            else:
+                merged[change["name"]] = dict(change)
+        owners = {p["name"]: p["owner"] for p in profiles}
+        for index, profile in enumerate(env.get("profiles") or []):
+            self.check_grants(profile.get("contributors") or [], path + ("profiles", index, "contributors"),
+                              profile.get("owner") or owners.get(profile["name"], ""))
+        result = []
+        for name, p in sorted(merged.items()):
+            grants = tuple(Grant(g["role"], g.get("user"), g.get("group")) for g in p.get("contributors") or ())
+            result.append(Profile(name, p["owner"], grants, dict(p.get("quota") or {})))
+        return tuple(result)
+
+    def check_grants(self, grants: list[dict[str, Any]], path: tuple[Any, ...], owner: str) -> None:
+        seen: set[str] = set()
+        for index, grant in enumerate(grants):
+            if ("user" in grant) == ("group" in grant):
+                self.fail(path + (index,), "a contributor is either a user or a group: give exactly one of them")
+                continue
+            subject = grant.get("user") or grant["group"]
+            if subject in seen:
+                self.fail(path + (index,), f"{subject} has a role in this profile already; give each user or group one role")
+            elif grant.get("user") == owner:
+                self.fail(path + (index, "user"), f"{owner} owns this profile and needs no contributor role")
+            seen.add(subject)
+
+    def secrets(self, path: tuple[Any, ...], env: dict[str, Any], platform: dict[str, Any]) -> Secrets:
+        data = env.get("secrets") or platform.get("secrets")
+        where = path + ("secrets",) if env.get("secrets") else ("secrets",)
+        stage = env.get("stage", "development")
+        if data is None:
+            # Without a word from the spec: random values on a laptop, else Secrets someone creates; never defaults.
+            return Secrets("local" if stage == "local" else "existing")
+        backend = data["backend"]
+        if backend == "local" and stage != "local":
+            self.fail(where + ("backend",), f"backend 'local' keeps generated credentials on one machine; environment {env['name']!r} "
+                                            f"has stage {stage!r}, and only stage 'local' may use it")
+        if backend == "externalSecret" and "store" not in data:
+            self.fail(where, "backend 'externalSecret' needs store (the SecretStore or ClusterSecretStore to read)")
+        if backend == "sops":
+            if "path" not in data:
+                self.fail(where, "backend 'sops' needs path (the folder of encrypted Secrets)")
+            if (platform.get("gitops") or {}).get("engine") != "flux":
+                self.fail(where + ("backend",), "backend 'sops' is decrypted by Flux; set gitops.engine to flux")
+        for key, backends in (("store", ("externalSecret",)), ("keyPrefix", ("externalSecret",)),
+                              ("refreshInterval", ("externalSecret",)), ("path", ("sops",))):
+            if key in data and backend not in backends:
+                self.fail(where + (key,), f"{key} applies only to backend {' or '.join(backends)}, not {backend!r}")
+        store = data.get("store")
+        return Secrets(backend, SecretStore(store.get("kind", "ClusterSecretStore"), store["name"]) if store else None,
+                       data.get("keyPrefix", ""), data.get("refreshInterval", "1h"), data.get("path"))
+
+    def identity(self, path: tuple[Any, ...], env: dict[str, Any], platform: dict[str, Any],
+                 components: dict[str, ComponentConfig]) -> Identity:
+        data = env.get("identity") or platform.get("identity") or {}
+        where = path + ("identity",) if env.get("identity") else ("identity",)
+        provider = data.get("provider", "dex")
+        if provider == "oidc":
+            if "oidc" not in data:
+                self.fail(where, "provider 'oidc' needs oidc (the issuer oauth2-proxy uses)")
+            for key in ("connectors", "staticUsers"):
+                if key in data:
+                    self.fail(where + (key,), f"{key} configure Dex, which provider 'oidc' does not deploy")
+            if components.get("dex", _DISABLED).enabled:
+                self.fail(where + ("provider",), "provider 'oidc' replaces Dex: disable the dex component in this environment")
+        else:
+            if "oidc" in data:
+                self.fail(where + ("oidc",), "oidc applies only to provider 'oidc'")
+            if not components.get("dex", _DISABLED).enabled and components.get("oauth2-proxy", _DISABLED).enabled:
+                self.fail(where, "provider 'dex' needs the dex component enabled (or use provider 'oidc')")
+
+        for key, field_name in (("connectors", "id"), ("staticUsers", "username")):
+            seen: set[str] = set()
+            for index, item in enumerate(data.get(key) or ()):
+                if item[field_name] in seen:
+                    self.fail(where + (key, index, field_name), f"duplicate {field_name} {item[field_name]!r}")
+                seen.add(item[field_name])
+        for index, connector in enumerate(data.get("connectors") or ()):
+            for key in sorted(set(connector.get("config") or {}) & SECRET_FIELDS):
+                self.fail(where + ("connectors", index, "config", key),
+                          f"{key} would put a secret in the spec; Dex reads it from the dex-connectors Secret, key "
+                          f"DEX_CONNECTOR_{connector['id'].upper().replace('-', '_')} (see `kfgen secrets`)")
+        oidc = data.get("oidc")
+        return Identity(
+            provider,
+            tuple(Connector(c["id"], c["type"], c["name"], dict(c.get("config") or {})) for c in data.get("connectors") or ()),
+            tuple(StaticUser(u["email"], u["username"]) for u in data.get("staticUsers") or ()),
+            ExternalOidc(oidc["issuer"], oidc["clientID"], oidc.get("groupsClaim", "groups"), oidc.get("usernameClaim", "email")) if oidc else None,
         )
 
 
@@ -276,6 +439,7 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
         names.setdefault(env["name"], index)
     profile_names: dict[str, int] = {}
     for index, profile in enumerate(data.get("profiles") or []):
+        resolver.check_grants(profile.get("contributors") or [], ("profiles", index, "contributors"), profile["owner"])
         if profile["name"] in profile_names:
             resolver.fail(("profiles", index, "name"), f"duplicate profile name {profile['name']!r}")
         profile_names.setdefault(profile["name"], index)
@@ -296,7 +460,7 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
     if release not in catalog.kubernetes_versions:
         raise SpecError(resolver.problems)
     environments = tuple(
-        resolver.resolve_environment(index, env, platform_layer, release, data.get("profiles") or [])
+        resolver.resolve_environment(index, env, data, release)
         for index, env in enumerate(data["environments"])
     )
     if resolver.problems:

@@ -12,6 +12,7 @@ from typing import Any
 from .. import objects as objects_module
 from ..build import find_yaml2json, yaml_to_json_lines
 from ..buildcache import BuildCache, digest_text
+from ..credentials import prerequisite_files
 from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, check_environment
 from ..output import drift
@@ -75,7 +76,8 @@ def _checked(project, env_plan: EnvironmentPlan, build, cache: SourceCache, verd
     """The object checks of one environment, or their cached verdict when nothing they depend on changed."""
     gitops = gitops_objects(project.plan, env_plan)
     engine = project.platform.gitops.engine
-    key = _verdict_key(project, env_plan, build, gitops, controller_crd_files(engine, cache)) if verdicts else None
+    prerequisites = prerequisite_files(env_plan.environment)
+    key = _verdict_key(project, env_plan, build, gitops, controller_crd_files(engine, cache) + prerequisites) if verdicts else None
     stored = verdicts.get(key) if key else None
     if stored is not None:
         data = json.loads(stored)
