@@ -20,6 +20,11 @@ environments:
   domain: kubeflow.localtest.me
   tls:
     mode: self-signed
+  secrets:
+    backend: local
+  identity:
+    staticUsers:
+    - {email: ada@example.com, username: ada}
 """
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .buildcache import BuildCache, digest_text
 from .errors import InputError, Problem, ToolMissing
 from .spec import Environment
 from .tools import find_tool
@@ -158,3 +159,25 @@ def rules(policy_dir: Path) -> list[str]:
         if not path.name.endswith("_test.rego"):
             found.update(re.findall(r'"rule": "([a-z0-9-]+)"', path.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def checked_environment(conftest: str, policy_dir: Path, environment: Environment, objects: dict[str, list[dict[str, Any]]],
+                        exceptions: list[PolicyException], verdicts: BuildCache | None, build_keys: list[str]) -> PolicyReport:
+    """run_policies for `kfgen check`, answered from the cache when neither the objects (by their build keys),
+    the policies, the exceptions nor the environment's settings changed."""
+    settings = environment_settings(environment)
+    key = None
+    if verdicts is not None and all(build_keys):
+        policy_files = sorted(p for p in policy_dir.rglob("*") if p.is_file())
+        key = digest_text("policy", CONFTEST_VERSION, json.dumps(settings, sort_keys=True), json.dumps([e.__dict__ for e in exceptions]),
+                          json.dumps(build_keys), *(f"{p.relative_to(policy_dir)}:{p.read_text(encoding='utf-8')}" for p in policy_files))
+        stored = verdicts.get(key)
+        if stored is not None:
+            data = json.loads(stored)
+            return PolicyReport(data["environment"], [Violation(**v) for v in data["violations"]],
+                                {tuple(pair) for pair in data["excepted"]})
+    report = run_policies(conftest, policy_dir, environment.name, settings, objects, exceptions)
+    if key is not None:
+        verdicts.put(key, json.dumps({"environment": report.environment, "violations": [v.__dict__ for v in report.violations],
+                                      "excepted": sorted(report.excepted)}))
+    return report

@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import KfgenError, Problem
-from . import build, check, diff, graph, hydrate, policy, render, secrets, upgrade, validate, vendor
+from . import apply, build, check, diff, graph, hydrate, policy, render, secrets, upgrade, validate, vendor
 
-COMMANDS = (validate, render, vendor, build, hydrate, check, policy, secrets, diff, graph, upgrade)
+COMMANDS = (validate, render, vendor, build, hydrate, check, policy, secrets, apply, diff, graph, upgrade)
 EXIT_INTERNAL = 70
 
 

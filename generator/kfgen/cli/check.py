@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import objects as objects_module
+from ..apply import ApplyReport, Cluster, apply_environment, rejections
+from ..apply import summary as apply_summary
 from ..build import find_yaml2json, yaml_to_json_lines
 from ..buildcache import BuildCache, digest_text
 from ..credentials import prerequisite_files
@@ -17,11 +19,21 @@ from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, check_environment
 from ..output import drift
 from ..plan import EnvironmentPlan, Plan
+from ..policies import PolicyException, PolicyReport, load_exceptions, unused_exceptions
 from ..refs import RemoteDir
 from ..render import render
 from ..sources import SourceCache
 from ..yamlio import load_all_plain
-from .common import add_build_arguments, add_project_arguments, add_source_arguments, build_cache, built_environments, load_project, source_cache
+from .common import (
+    add_build_arguments,
+    add_project_arguments,
+    add_source_arguments,
+    build_cache,
+    built_environments,
+    load_project,
+    progress_printer,
+    source_cache,
+)
 
 # The CRDs of the GitOps controllers, for validating the objects under gitops/<env>/.
 CONTROLLER_CRDS: dict[str, tuple[RemoteDir, ...]] = {
@@ -36,6 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", help="environment to build and check (default: all)")
     parser.add_argument("--drift-only", action="store_true", help="only compare generated files with a fresh render")
+    parser.add_argument("--server", metavar="KUBECONFIG", help="also send every object through server-side dry run on this cluster "
+                                                               "(in dependency order; CRDs and Namespaces are applied for real)")
     add_source_arguments(parser)
     add_build_arguments(parser)
     parser.set_defaults(run=run)
@@ -113,16 +127,30 @@ def run(args: argparse.Namespace) -> int:
     env_plans = [project.plan.environment(args.env)] if args.env else list(project.plan.environments)
     drifted = drift(render(project.plan), project.root)
     results: list[tuple[EnvironmentReport, float]] = []
+    server: list[ApplyReport] = []
+    policy_reports: list[PolicyReport] = []
+    unused: list[PolicyException] = []
     if not args.drift_only:
         cache = source_cache(args, project.root)
         crds: list[list[dict[str, Any]]] = []  # loaded once, and only when a verdict is not cached
         verdicts = build_cache(args, project.root)
+        cluster = Cluster(args.server) if args.server else None
         for env_plan, build in built_environments(project, args, env_plans):
             results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
+            if cluster is not None:
+                server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
     findings = [f for report, _ in results for f in report.findings]
+    refused = rejections(server)
+    violations = [v for report in policy_reports for v in report.violations]
+    if policy_reports and not args.env:  # an exception is unused only if no environment needs it
+        unused = unused_exceptions(load_exceptions(project.root / "policies"), policy_reports)
     if args.output == "json":
         print(json.dumps({
             "drift": drifted,
+            "policy": [v.__dict__ for v in violations],
+            "unusedExceptions": [e.__dict__ for e in unused],
+            "server": [{"environment": r.environment, "component": r.component, "kind": r.ref.kind, "namespace": r.ref.namespace,
+                        "name": r.ref.name, "message": r.message} for r in refused],
             "environments": [{"environment": r.environment, "objects": r.objects, "findings": len(r.findings),
                               "build_seconds": round(seconds, 3), "check_seconds": round(r.seconds, 3)} for r, seconds in results],
             "findings": [asdict(f) for f in findings],
@@ -142,9 +170,25 @@ def run(args: argparse.Namespace) -> int:
             count = len(report.findings)
             print(f"objects {report.environment}: {report.objects} objects validated, {count} finding{'' if count == 1 else 's'}, "
                   f"built in {seconds:.1f}s, checked in {report.seconds:.2f}s")
+        for v in violations:
+            print(f"::error title=policy {v.rule}::{_escape(v.format())}" if github else f"policy: {v.format()}")
+        for e in unused:
+            print(f"policies/exceptions.yaml: exception for [{e.rule}] {e.object} matches nothing; remove it")
+        for rejection in refused:
+            print(f"server: {rejection.format()}")
+        for report in server:
+            print(f"server {apply_summary(report)}")
         summary = [f"{len(drifted)} generated files drifted; run `kfgen render`" if drifted else "no drift"]
         if results:
             summary.append(f"{len(findings)} object findings in {len(results)} environments" if findings
                            else f"every object of {len(results)} environments valid")
+        if policy_reports:
+            excepted = sum(len(r.excepted) for r in policy_reports)
+            summary.append(f"{len(violations)} policy violations" if violations
+                           else f"every policy passes ({excepted} documented exceptions)")
+        if unused:
+            summary.append(f"{len(unused)} unused policy exceptions")
+        if server:
+            summary.append(f"{len(refused)} objects rejected by the API server" if refused else "the API server accepts every object")
         print("check: " + "; ".join(summary))
-    return 1 if drifted or findings else 0
+    return 1 if drifted or findings or refused or violations or unused else 0

@@ -1,0 +1,324 @@
+"""Applying: an environment's built objects to a cluster, component by component, in dependency order.
+
+Upstream's advice is to re-run `kubectl apply` until it stops failing, because custom resources race
+their CRDs and objects race the webhooks that admit them. Here the order is known: within each
+component the CRDs go first and are waited for until Established, then Namespaces, then the rest in
+kind order, and webhook configurations last, once the Services they call have endpoints. Everything
+goes through server-side apply with field manager `kfgen`.
+
+Each applied object is labelled with its environment and component, and the environment's inventory
+(a ConfigMap in kube-system) records what was applied; objects in the previous inventory that the
+spec no longer yields are pruned, and a second run with nothing changed changes nothing.
+
+In dry-run mode (`kfgen check --server`, `kfgen apply --dry-run=server`) every object goes through
+server-side dry run: defaulting, validation (including CRD validation rules) and admission, nothing
+stored. CRDs and Namespaces are applied for real even then, since nothing that uses them could be
+checked otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .build import EnvironmentBuild
+from .errors import BuildError, InputError
+
+FIELD_MANAGER = "kfgen"
+LABEL_ENVIRONMENT = "kfgen.dev/environment"
+LABEL_COMPONENT = "kfgen.dev/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+INVENTORY_NAMESPACE = "kube-system"
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+# Kinds in the order a component's objects are applied; unknown kinds come after these, webhooks last.
+KIND_ORDER = ["CustomResourceDefinition", "Namespace", "ResourceQuota", "LimitRange", "PriorityClass", "StorageClass",
+              "ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ConfigMap", "Secret",
+              "Service", "PersistentVolumeClaim", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"]
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> ObjectRef:
+        metadata = obj.get("metadata") or {}
+        return cls(obj["apiVersion"], obj["kind"], metadata.get("namespace") or "", metadata["name"])
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An object the API server refused, with its reason."""
+
+    environment: str
+    component: str
+    ref: ObjectRef
+    message: str
+
+    def format(self) -> str:
+        return f"{self.environment}/{self.component}: {self.ref.describe()} ({self.ref.api_version}): {self.message}"
+
+
+@dataclass
+class ApplyReport:
+    environment: str
+    dry_run: bool
+    actions: dict[ObjectRef, str] = field(default_factory=dict)  # created, configured, unchanged, pruned, checked
+    components: dict[ObjectRef, str] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    skipped: list[ObjectRef] = field(default_factory=list)  # webhook configurations left out
+
+    def count(self, action: str) -> int:
+        return sum(1 for a in self.actions.values() if a == action)
+
+    @property
+    def changes(self) -> int:
+        return sum(1 for a in self.actions.values() if a in ("created", "configured", "pruned"))
+
+
+Progress = Callable[[str, int, int, float], None]
+
+
+class Cluster:
+    """The API server, through the Kubernetes Python client's dynamic client."""
+
+    def __init__(self, kubeconfig: str | None, timeout: float = 300.0):
+        from kubernetes import config, dynamic
+        from kubernetes.client import exceptions
+
+        try:
+            api_client = config.new_client_from_config(config_file=kubeconfig)
+        except (config.ConfigException, OSError) as err:
+            raise InputError(f"cannot use kubeconfig {kubeconfig or '(default)'}: {err}") from None
+        self._exceptions = exceptions
+        try:
+            self.client = dynamic.DynamicClient(api_client)
+        except Exception as err:  # the first request: connection refused, bad certificate, unauthorized
+            raise BuildError(f"cannot reach the API server of kubeconfig {kubeconfig or '(default)'}: {err}") from None
+        self.timeout = timeout
+
+    def resource(self, api_version: str, kind: str):
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        try:
+            return self.client.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            self.client.resources.invalidate_cache()  # a CRD applied since the last discovery
+            return self.client.resources.get(api_version=api_version, kind=kind)
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        resource = self.resource(ref.api_version, ref.kind)
+        try:
+            return resource.get(name=ref.name, namespace=ref.namespace or None).to_dict()
+        except NotFoundError:
+            return None
+
+    def apply(self, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+        ref = ObjectRef.of(obj)
+        resource = self.resource(ref.api_version, ref.kind)
+        options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": True}
+        if dry_run:
+            options["dry_run"] = "All"
+        result = self.client.server_side_apply(resource, body=obj, name=ref.name,
+                                               namespace=ref.namespace or None, **options)
+        return result.to_dict()
+
+    def delete(self, ref: ObjectRef) -> None:
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+        with contextlib.suppress(NotFoundError, ResourceNotFoundError):  # already gone, or its CRD went first
+            self.resource(ref.api_version, ref.kind).delete(name=ref.name, namespace=ref.namespace or None)
+
+    def wait_established(self, crd_name: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        ref = ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd_name)
+        while True:
+            crd = self.get(ref) or {}
+            conditions = {c.get("type"): c.get("status") for c in (crd.get("status") or {}).get("conditions") or []}
+            if conditions.get("Established") == "True":
+                return
+            if time.monotonic() > deadline:
+                raise BuildError(f"CRD {crd_name} did not become Established within {self.timeout:.0f}s")
+            time.sleep(0.2)
+
+    def wait_endpoints(self, namespace: str, service: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        ref = ObjectRef("v1", "Endpoints", namespace, service)
+        while True:
+            endpoints = self.get(ref) or {}
+            if any(subset.get("addresses") for subset in endpoints.get("subsets") or []):
+                return
+            if time.monotonic() > deadline:
+                raise BuildError(f"Service {namespace}/{service} has no ready endpoints after {self.timeout:.0f}s; "
+                                 "its webhook cannot answer (is the workload running?)")
+            time.sleep(1.0)
+
+    def api_error(self, err: Exception) -> str | None:
+        """The server's message for a refused request, or None when err is not an API error."""
+        status = getattr(err, "status", None)
+        body = getattr(err, "body", None)
+        if status is None:
+            return None
+        try:
+            message = json.loads(body).get("message") if body else None
+        except (ValueError, AttributeError):
+            message = None
+        return f"{status}: {message or getattr(err, 'reason', '') or err}"
+
+
+def _order(obj: dict[str, Any]) -> tuple[int, str, str, str]:
+    kind = obj.get("kind", "")
+    position = len(KIND_ORDER) + 1 if kind in WEBHOOK_KINDS else KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    ref = ObjectRef.of(obj)
+    return position, kind, ref.namespace, ref.name
+
+
+def _labelled(obj: dict[str, Any], environment: str, component: str) -> dict[str, Any]:
+    labelled = json.loads(json.dumps(obj))
+    labels = labelled.setdefault("metadata", {}).setdefault("labels", {}) or {}
+    labels.update({LABEL_ENVIRONMENT: environment, LABEL_COMPONENT: component, LABEL_MANAGED_BY: FIELD_MANAGER})
+    labelled["metadata"]["labels"] = labels
+    labelled["metadata"].pop("creationTimestamp", None)
+    return labelled
+
+
+def _webhook_services(obj: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(w["clientConfig"]["service"]["namespace"], w["clientConfig"]["service"]["name"])
+            for w in obj.get("webhooks") or [] if (w.get("clientConfig") or {}).get("service")}
+
+
+def _inventory_ref(environment: str) -> ObjectRef:
+    return ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, f"kfgen-inventory-{environment}")
+
+
+def read_inventory(cluster: Cluster, environment: str) -> dict[ObjectRef, str]:
+    """What the last apply of the environment left in the cluster: object -> component."""
+    stored = cluster.get(_inventory_ref(environment))
+    entries = json.loads(((stored or {}).get("data") or {}).get("objects", "[]"))
+    return {ObjectRef(*entry[1:]): entry[0] for entry in entries}
+
+
+def _write_inventory(cluster: Cluster, environment: str, objects: dict[ObjectRef, str]) -> None:
+    ref = _inventory_ref(environment)
+    entries = sorted([component, r.api_version, r.kind, r.namespace, r.name] for r, component in objects.items())
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": ref.name, "namespace": ref.namespace,
+                                "labels": {LABEL_ENVIRONMENT: environment, LABEL_MANAGED_BY: FIELD_MANAGER}},
+                   "data": {"objects": json.dumps(entries, separators=(",", ":"))}}, dry_run=False)
+
+
+def apply_environment(
+    cluster: Cluster,
+    build: EnvironmentBuild,
+    extra: dict[str, list[dict[str, Any]]] | None = None,
+    dry_run: bool = False,
+    wait_workloads: bool = True,
+    prune: bool = True,
+    progress: Progress | None = None,
+) -> ApplyReport:
+    """Apply (or dry-run) every component of one built environment; see the module docstring.
+
+    extra holds objects applied with a component that are not in the build (the local backend's Secrets).
+    In apply mode a component with rejected objects stops the run: what depends on it would fail too."""
+    environment = build.environment
+    report = ApplyReport(environment, dry_run)
+    previous = {} if dry_run else read_inventory(cluster, environment)
+    started = time.perf_counter()
+    total = len(build.components)
+    for index, component in enumerate(build.components, start=1):
+        objects = sorted(list(component.objects) + list((extra or {}).get(component.name, [])), key=_order)
+        rejected = _apply_component(cluster, report, component.name, objects, dry_run, wait_workloads)
+        if progress:
+            progress(component.name, index, total, time.perf_counter() - started)
+        if rejected and not dry_run:
+            _write_inventory(cluster, environment, {**previous, **report.components})  # nothing applied is forgotten
+            return report
+    if not dry_run:
+        current = dict(report.components)
+        if prune:
+            _prune(cluster, report, {ref: c for ref, c in previous.items() if ref not in current})
+        else:
+            current.update({ref: c for ref, c in previous.items() if ref not in current})
+        _write_inventory(cluster, environment, current)
+    return report
+
+
+def _apply_component(cluster: Cluster, report: ApplyReport, component: str, objects: list[dict[str, Any]],
+                     dry_run: bool, wait_workloads: bool) -> bool:
+    rejected = False
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        kind = obj["kind"]
+        if kind in WEBHOOK_KINDS and not dry_run:
+            if not wait_workloads:
+                report.skipped.append(ref)  # nothing runs to answer it; registering it would block admission
+                continue
+            for namespace, service in sorted(_webhook_services(obj)):
+                cluster.wait_endpoints(namespace, service)
+        real = not dry_run or kind in ("CustomResourceDefinition", "Namespace")
+        body = _labelled(obj, report.environment, component)
+        try:
+            before = cluster.get(ref) if real else None
+            after = cluster.apply(body, dry_run=not real)
+        except ValueError as err:  # the client refuses before sending, e.g. a namespaced object without a namespace
+            report.rejections.append(Rejection(report.environment, component, ref, str(err)))
+            rejected = True
+            continue
+        except Exception as err:
+            message = cluster.api_error(err)
+            if message is None:
+                raise
+            report.rejections.append(Rejection(report.environment, component, ref, message))
+            rejected = True
+            continue
+        if not real:
+            report.actions[ref] = "checked"
+        elif before is None:
+            report.actions[ref] = "created"
+        else:
+            same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion")
+            report.actions[ref] = "unchanged" if same else "configured"
+        report.components[ref] = component
+        if kind == "CustomResourceDefinition":
+            cluster.wait_established(ref.name)
+    return rejected
+
+
+def _prune(cluster: Cluster, report: ApplyReport, gone: dict[ObjectRef, str]) -> None:
+    """Delete what left the spec: dependants first, CRDs and Namespaces last."""
+    def last(ref: ObjectRef) -> int:
+        return 2 if ref.kind == "Namespace" else 1 if ref.kind == "CustomResourceDefinition" else 0
+
+    for ref in sorted(gone, key=lambda r: (last(r), r)):
+        cluster.delete(ref)
+        report.actions[ref] = "pruned"
+        report.components[ref] = gone[ref]
+
+
+def summary(report: ApplyReport) -> str:
+    if report.dry_run:
+        passed = sum(1 for a in report.actions.values() if a != "pruned")
+        text = f"{report.environment}: {passed} objects passed server-side dry run, {len(report.rejections)} rejected"
+    else:
+        counts = ", ".join(f"{report.count(a)} {a}" for a in ("created", "configured", "unchanged", "pruned"))
+        text = f"{report.environment}: {counts}, {len(report.rejections)} rejected"
+    if report.skipped:
+        text += (f"; left out {len(report.skipped)} webhook configurations (--no-wait-workloads: no workload runs to answer them): "
+                 + ", ".join(r.name for r in report.skipped))
+    return text
+
+
+def rejections(reports: Iterable[ApplyReport]) -> list[Rejection]:
+    return [r for report in reports for r in report.rejections]
