@@ -135,3 +135,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str, bool]
 def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
     group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
     return (group, obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+
+@pytest.fixture(scope="session")
+def control_plane():
+    """A real kube-apiserver and etcd (tests/controlplane.py), started once per session; `make controlplane` builds them."""
+    from controlplane import ControlPlane, ControlPlaneError, binary
+
+    try:
+        binary("KFGEN_KUBE_APISERVER", "kube-apiserver")
+        binary("KFGEN_ETCD", "etcd")
+    except ControlPlaneError as error:
+        pytest.fail(str(error), pytrace=False)
+    with ControlPlane() as plane:
+        yield plane

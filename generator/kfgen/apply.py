@@ -288,12 +288,18 @@ def _apply_component(cluster: Cluster, report: ApplyReport, component: str, obje
         elif before is None:
             report.actions[ref] = "created"
         else:
-            same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion")
-            report.actions[ref] = "unchanged" if same else "configured"
+            report.actions[ref] = "unchanged" if _content(before) == _content(after) else "configured"
         report.components[ref] = component
         if kind == "CustomResourceDefinition":
             cluster.wait_established(ref.name)
     return rejected
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without its write bookkeeping. The API server may write an identical object again (a
+    PersistentVolumeClaim's protection finalizer is re-added on each update), which bumps only these."""
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+    return {**obj, "metadata": metadata}
 
 
 def _prune(cluster: Cluster, report: ApplyReport, gone: dict[ObjectRef, str]) -> None:
