@@ -280,15 +280,155 @@ def load_all_plain(text: str) -> list[Any]:
     return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
 
 
+# The dumper's settings; the fast writer below reproduces exactly what they produce.
+_WIDTH = 100
+_DUMP_OPTIONS: dict[str, Any] = {
+    "Dumper": _Dumper, "sort_keys": False, "default_flow_style": False, "width": _WIDTH, "allow_unicode": True,
+}
+
+
 def dump(data: Any) -> str:
     """Deterministic block-style YAML for one document."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
+    try:
+        return _write_document(data)
+    except _NotSimple:
+        return yaml.dump(data, **_DUMP_OPTIONS)
 
 
 def dump_all(documents: list[Any]) -> str:
-    return yaml.dump_all(
-        documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True
-    )
+    """Deterministic block-style YAML for several documents, separated by `---`."""
+    try:
+        return "---\n".join(_write_document(document) for document in documents)
+    except _NotSimple:
+        return yaml.dump_all(documents, **_DUMP_OPTIONS)
+
+
+# The fast writer. PyYAML's representer is pure Python and walks every value through generic
+# dispatch, then libyaml calls back into Python twice per scalar to resolve its tag: rendering
+# 50 environments spent most of its time there. Generated documents are almost all nested
+# mappings and lists of short ASCII strings, integers, booleans and nulls, whose block-style
+# layout is fixed; the writer handles exactly those and raises _NotSimple for anything else
+# (floats, multi-line or non-ASCII text, long lines that libyaml would fold, unusual keys), so
+# that the whole document goes to PyYAML and the bytes never depend on which path wrote them.
+# tests/test_speed_invariants.py compares both paths on a corpus of tricky values.
+
+
+class _NotSimple(Exception):
+    """A value the fast writer leaves to PyYAML."""
+
+
+# Strings libyaml writes as they are (plain) or in single quotes without any escaping: printable
+# ASCII, no indicator at the start, single spaces between words, no `: ` or ` #`, no quotes.
+_SIMPLE_TEXT = re.compile(r"[A-Za-z0-9_./$^(-][A-Za-z0-9_./$^()|*+=@%!&<>~;:,?\[\]{}-]*"
+                          r"(?: [A-Za-z0-9_./$^()|*+=@%!&<>~;,?\[\]{}-][A-Za-z0-9_./$^()|*+=@%!&<>~;:,?\[\]{}-]*)*")
+_STR_TAG = "tag:yaml.org,2002:str"
+_resolver = yaml.resolver.Resolver()  # the resolver CSafeDumper asks whether a plain scalar reads back as a string
+_styles: dict[str, str | None] = {}  # text -> how it is written: as itself, in quotes, or None (not simple)
+
+
+def _text_style(text: str) -> str | None:
+    """How libyaml writes text in block context: "plain", "quoted" or None when the fast writer must not."""
+    style = _styles.get(text, "")
+    if style == "":
+        if text == "":
+            style = "quoted"
+        elif (not _SIMPLE_TEXT.fullmatch(text) or text.startswith(("...", "---", "- ")) or text == "-"
+              or text.endswith(":") or ": " in text):
+            style = None
+        elif _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG:
+            style = "plain"
+        else:  # reads back as a number, boolean, null or date: quoted, unless it has spaces to fold
+            style = None if " " in text else "quoted"
+        _styles[text] = style
+    return style
+
+
+def _scalar(value: Any, column: int) -> str:
+    """A scalar written at column, as libyaml writes it; _NotSimple for anything else."""
+    kind = type(value)
+    if kind is str:
+        style = _text_style(value)
+        if style == "plain":
+            # libyaml folds a plain scalar at a space past the width: only lines that fit stay simple.
+            if column + len(value) > _WIDTH and " " in value:
+                raise _NotSimple
+            return value
+        if style == "quoted":
+            return f"'{value}'"
+        raise _NotSimple
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if value is None:
+        return "null"
+    raise _NotSimple
+
+
+def _key(key: Any) -> str:
+    # Long keys become complex keys (`? key`) in libyaml; keys here are short names.
+    if type(key) is not str or len(key) > _WIDTH:
+        raise _NotSimple
+    style = _text_style(key)
+    if style == "plain":
+        return key
+    if style == "quoted" and key:
+        return f"'{key}'"
+    raise _NotSimple
+
+
+def _is_collection(value: Any) -> bool:
+    return type(value) in (dict, list, tuple)
+
+
+def _write_value(value: Any, start: str, indent: int, out: list[str]) -> None:
+    """A mapping value after `start` (the line up to and including `key:`)."""
+    if not _is_collection(value):
+        out.append(f"{start} {_scalar(value, len(start) + 1)}")
+    elif not value:
+        out.append(start + (" {}" if type(value) is dict else " []"))
+    elif type(value) is dict:
+        out.append(start)
+        _write_mapping(value, indent + 2, " " * (indent + 2), out)
+    else:
+        out.append(start)
+        _write_sequence(value, indent, " " * indent, out)  # libyaml does not indent a list under a key
+
+
+def _write_mapping(data: dict[Any, Any], indent: int, lead: str, out: list[str]) -> None:
+    """A block mapping at indent; lead stands before its first key (indentation or `- ` markers)."""
+    pad = " " * indent
+    for key, value in data.items():
+        _write_value(value, f"{lead}{_key(key)}:", indent, out)
+        lead = pad
+
+
+def _write_sequence(data: list[Any] | tuple[Any, ...], indent: int, lead: str, out: list[str]) -> None:
+    """A block sequence whose `- ` markers stand at indent; lead stands before the first marker."""
+    pad = " " * indent
+    for item in data:
+        marker = f"{lead}- "
+        lead = pad
+        if not _is_collection(item):
+            out.append(marker + _scalar(item, len(marker)))
+        elif not item:
+            out.append(marker + ("{}" if type(item) is dict else "[]"))
+        elif type(item) is dict:
+            _write_mapping(item, indent + 2, marker, out)
+        else:
+            _write_sequence(item, indent + 2, marker, out)
+
+
+def _write_document(data: Any) -> str:
+    out: list[str] = []
+    if type(data) is dict and data:
+        _write_mapping(data, 0, "", out)
+    elif type(data) in (list, tuple) and data:
+        _write_sequence(data, 0, "", out)
+    else:
+        raise _NotSimple  # a lone scalar or an empty document: rare, and libyaml may end it with `...`
+    out.append("")
+    return "\n".join(out)
 
 
 def to_json(value: Any) -> str:
