@@ -1,18 +1,18 @@
 """Writing generated files: all or nothing, stale files removed, foreign files never touched.
 
-The list of files the generator wrote lives in `generated-files.json`. A new render is written to a
-staging folder first; only when every file is there are they moved into place, the files of the
-previous render that this one no longer produces are removed, and the list is updated. A path that
-exists, that the list does not name and that lacks the generated header belongs to someone else:
-rendering stops before writing anything.
+The list of files the generator wrote lives in `generated-files.json`. A new render is written to
+hidden temporary files beside their destinations first; only when every file is there are they moved
+into place, the files of the previous render that this one no longer produces are removed, and the
+list is updated. A path that exists, that the list does not name and that lacks the generated header
+belongs to someone else: rendering stops before writing anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,29 +61,90 @@ def manifest_bytes(tree: RenderedTree) -> bytes:
 
 def write_tree(tree: RenderedTree, root: Path) -> WriteResult:
     previous = set(read_manifest(root))
-    foreign = [p for p in tree.files if (root / p).exists() and p not in previous and not _is_ours(root / p)]
-    if foreign:
-        raise InputError([Problem(p, 0, 0, "", "exists and was not written by kfgen; move it away or delete it first") for p in foreign])
     files = dict(tree.files)
     files[MANIFEST] = manifest_bytes(tree)
-    changed = [p for p, data in files.items() if not (root / p).is_file() or (root / p).read_bytes() != data]
-    stale = sorted(p for p in previous - set(tree.files) if (root / p).is_file())
-    staging = Path(tempfile.mkdtemp(prefix=".kfgen-render-", dir=root))
-    try:
-        for relative in changed:
-            target = staging / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(files[relative])
-        for relative in changed:
-            destination = root / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / relative, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    base = str(root)
+    current = {p: _current(os.path.join(base, p)) for p in files}
+    foreign = [p for p in tree.files if current[p] is not _ABSENT and p not in previous
+               and not (isinstance(current[p], bytes) and current[p].startswith(GENERATED_MARK))]
+    if foreign:
+        raise InputError([Problem(p, 0, 0, "", "exists and was not written by kfgen; move it away or delete it first") for p in foreign])
+    changed = [p for p, data in files.items() if current[p] != data]
+    stale = sorted(p for p in previous - set(tree.files) if os.path.isfile(os.path.join(base, p)))
+    _replace_all({p: files[p] for p in changed}, base)
     for relative in stale:
         (root / relative).unlink()
         _prune_empty_dirs((root / relative).parent, root)
     return WriteResult([p for p in changed if p != MANIFEST], len(files) - len(changed), stale)
+
+
+# What _current returns for a path where nothing is, and for a path that is not a readable file.
+_ABSENT = object()
+_UNREADABLE = object()
+
+
+def _current(path: str) -> bytes | object:
+    """The bytes at path now: one open per file, as a fresh render of many environments writes thousands."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return _ABSENT
+    except OSError:
+        return _UNREADABLE
+
+
+def _replace_all(files: dict[str, bytes], base: str) -> None:
+    """Write every file beside its destination first, then move each into place.
+
+    Nothing is replaced until every file is written, so a failure leaves the tree as it was. Temporary
+    files sit in their destination's folder, so that each folder is created once and a move is a rename
+    within it (a staging tree of its own doubled the folders to create and then remove).
+    """
+    token = f".kfgen-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    created: list[str] = []
+    known: set[str] = set()
+    moves: list[tuple[str, str]] = []  # (temporary, destination), each temporary opened at least
+    try:
+        for relative, data in files.items():
+            destination = os.path.join(base, relative)
+            folder, name = os.path.split(destination)
+            if folder not in known:
+                created.extend(_make_dirs(folder, base))
+                known.add(folder)
+            moves.append((os.path.join(folder, f".{name}{token}"), destination))
+            with open(moves[-1][0], "wb") as handle:
+                handle.write(data)
+    except BaseException:
+        _undo(moves, created)
+        raise
+    for index, (temporary, destination) in enumerate(moves):
+        try:
+            os.replace(temporary, destination)
+        except BaseException:
+            _undo(moves[index:], [])
+            raise
+
+
+def _undo(moves: list[tuple[str, str]], created: list[str]) -> None:
+    """Remove the temporary files of moves and the folders created for them."""
+    for temporary, _ in moves:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    for folder in reversed(created):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+def _make_dirs(folder: str, base: str) -> list[str]:
+    """Create folder and its missing parents below base; return the ones created, outermost first."""
+    missing: list[str] = []
+    while folder != base and not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for directory in reversed(missing):
+        os.mkdir(directory)
+    return list(reversed(missing))
 
 
 def _prune_empty_dirs(directory: Path, root: Path) -> None:
