@@ -7,6 +7,7 @@ again (safely) and re-serialized, so what reaches the overlay is always well-for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,16 @@ def _compile(path: Path) -> jinja2.Template:
     return _environment().from_string(path.read_text(encoding="utf-8"))
 
 
+@cache
+def _compile_expression(expression: str) -> Callable[..., Any]:
+    # Each expression is evaluated once per environment: compiling it is most of the cost.
+    return _environment().compile_expression(expression)
+
+
 def evaluate(expression: str, context: dict[str, Any], where: str) -> Any:
     """Evaluate a `when:` expression of the catalog."""
     try:
-        return _environment().compile_expression(expression)(**context)
+        return _compile_expression(expression)(**context)
     except jinja2.TemplateError as err:
         raise CatalogError(f"{where}: cannot evaluate {expression!r}: {err}") from None
 
@@ -60,7 +67,27 @@ def render_documents(path: Path, context: dict[str, Any], where: str) -> list[An
         raise CatalogError(f"{where}: template {path.name} failed: {err}") from None
     documents = []
     for index, chunk in enumerate(text.split("\n---\n")):
-        document = parse(chunk, f"{where} (output of {path.name}, document {index + 1})").data
+        document = _parsed(chunk, f"{where} (output of {path.name}, document {index + 1})")
         if document is not None:
-            documents.append(document)
+            documents.append(_copy(document))
     return documents
+
+
+# Most templates print the same text in every environment; parsing it safely (bounds, duplicate
+# keys, locations) is slower than the rendering, so each distinct text is parsed once.
+_parsed_texts: dict[str, Any] = {}
+
+
+def _parsed(text: str, file: str) -> Any:
+    if text not in _parsed_texts:
+        _parsed_texts[text] = parse(text, file).data  # a parse error raises and is not remembered
+    return _parsed_texts[text]
+
+
+def _copy(value: Any) -> Any:
+    """A copy of parsed data, so that no caller can change what another one receives."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
