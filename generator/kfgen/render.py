@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .catalog import Component
 from .credentials import external_secret, required_secrets
@@ -38,6 +39,26 @@ ORDER_FIRST = [
 ORDER_LAST = ["ValidatingWebhookConfiguration"]
 
 _REGISTRY_HOST = re.compile(r"^[^/]*[.:][^/]*/|^localhost/")
+
+_Result = TypeVar("_Result")
+
+
+def _for_last_environment(compute: Callable[..., _Result]) -> Callable[..., _Result]:
+    """compute, remembered for its last arguments (by identity). The overlays of an environment are
+    rendered one after another and each asks for the same environment-wide values (Dex's config, the
+    required Secrets); computing them once per environment keeps a render linear in environments."""
+    last: list[tuple[tuple[Any, ...], _Result]] = []
+
+    def remembered(*args: Any) -> _Result:
+        if not last or any(a is not b for a, b in zip(last[0][0], args, strict=True)):
+            last[:] = [(args, compute(*args))]
+        return last[0][1]
+
+    return remembered
+
+
+_identity_context = _for_last_environment(identity_context)
+_required_secrets = _for_last_environment(required_secrets)
 
 
 def header(source: str) -> str:
@@ -117,7 +138,7 @@ def template_context(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComp
         "component": {"name": planned.name, "namespace": planned.component.namespace},
         "settings": planned.config.settings,
         "profiles": [profile_context(p) for p in env.profiles],
-        "identity": identity_context(env),
+        "identity": _identity_context(env),
     }
 
 
@@ -225,7 +246,7 @@ def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentP
 def _credentials(overlay: _Overlay, plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> None:
     """The environment's secrets backend provides the Secrets the base removed."""
     environment = env_plan.environment
-    needed = [s for s in required_secrets(plan, env_plan) if s.component == planned.name]
+    needed = [s for s in _required_secrets(plan, env_plan) if s.component == planned.name]
     if not needed:
         return
     if environment.secrets.backend == "externalSecret":
