@@ -323,39 +323,36 @@ _SIMPLE_TEXT = re.compile(r"[A-Za-z0-9_./$^(-][A-Za-z0-9_./$^()|*+=@%!&<>~;:,?\[
                           r"(?: [A-Za-z0-9_./$^()|*+=@%!&<>~;,?\[\]{}-][A-Za-z0-9_./$^()|*+=@%!&<>~;:,?\[\]{}-]*)*")
 _STR_TAG = "tag:yaml.org,2002:str"
 _resolver = yaml.resolver.Resolver()  # the resolver CSafeDumper asks whether a plain scalar reads back as a string
-_styles: dict[str, str | None] = {}  # text -> how it is written: as itself, in quotes, or None (not simple)
+_written: dict[str, str | None] = {}  # text -> as written (itself or in quotes), None when not simple
 
 
-def _text_style(text: str) -> str | None:
-    """How libyaml writes text in block context: "plain", "quoted" or None when the fast writer must not."""
-    style = _styles.get(text, "")
-    if style == "":
-        if text == "":
-            style = "quoted"
-        elif (not _SIMPLE_TEXT.fullmatch(text) or text.startswith(("...", "---", "- ")) or text == "-"
-              or text.endswith(":") or ": " in text):
-            style = None
-        elif _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG:
-            style = "plain"
-        else:  # reads back as a number, boolean, null or date: quoted, unless it has spaces to fold
-            style = None if " " in text else "quoted"
-        _styles[text] = style
-    return style
+def _text(text: str) -> str | None:
+    """How libyaml writes text in block context, or None when the fast writer must not."""
+    if text in _written:
+        return _written[text]
+    written: str | None
+    if text == "":
+        written = "''"
+    elif (not _SIMPLE_TEXT.fullmatch(text) or text.startswith(("...", "---", "- ")) or text == "-"
+          or text.endswith(":") or ": " in text):
+        written = None
+    elif _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG:
+        written = text
+    else:  # reads back as a number, boolean, null or date: quoted, unless it has spaces to fold
+        written = None if " " in text else f"'{text}'"
+    _written[text] = written
+    return written
 
 
 def _scalar(value: Any, column: int) -> str:
     """A scalar written at column, as libyaml writes it; _NotSimple for anything else."""
     kind = type(value)
     if kind is str:
-        style = _text_style(value)
-        if style == "plain":
-            # libyaml folds a plain scalar at a space past the width: only lines that fit stay simple.
-            if column + len(value) > _WIDTH and " " in value:
-                raise _NotSimple
-            return value
-        if style == "quoted":
-            return f"'{value}'"
-        raise _NotSimple
+        written = _text(value)
+        # libyaml folds a plain scalar at a space past the width: only lines that fit stay simple.
+        if written is None or (column + len(value) > _WIDTH and " " in value):
+            raise _NotSimple
+        return written
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -366,41 +363,34 @@ def _scalar(value: Any, column: int) -> str:
 
 
 def _key(key: Any) -> str:
-    # Long keys become complex keys (`? key`) in libyaml; keys here are short names.
-    if type(key) is not str or len(key) > _WIDTH:
+    # Long keys become complex keys (`? key`) in libyaml; an empty key is rare enough to leave to it.
+    written = _text(key) if type(key) is str and 0 < len(key) <= _WIDTH else None
+    if written is None:
         raise _NotSimple
-    style = _text_style(key)
-    if style == "plain":
-        return key
-    if style == "quoted" and key:
-        return f"'{key}'"
-    raise _NotSimple
-
-
-def _is_collection(value: Any) -> bool:
-    return type(value) in (dict, list, tuple)
-
-
-def _write_value(value: Any, start: str, indent: int, out: list[str]) -> None:
-    """A mapping value after `start` (the line up to and including `key:`)."""
-    if not _is_collection(value):
-        out.append(f"{start} {_scalar(value, len(start) + 1)}")
-    elif not value:
-        out.append(start + (" {}" if type(value) is dict else " []"))
-    elif type(value) is dict:
-        out.append(start)
-        _write_mapping(value, indent + 2, " " * (indent + 2), out)
-    else:
-        out.append(start)
-        _write_sequence(value, indent, " " * indent, out)  # libyaml does not indent a list under a key
+    return written
 
 
 def _write_mapping(data: dict[Any, Any], indent: int, lead: str, out: list[str]) -> None:
     """A block mapping at indent; lead stands before its first key (indentation or `- ` markers)."""
     pad = " " * indent
     for key, value in data.items():
-        _write_value(value, f"{lead}{_key(key)}:", indent, out)
+        start = f"{lead}{_key(key)}:"
         lead = pad
+        kind = type(value)
+        if kind is dict:
+            if value:
+                out.append(start)
+                _write_mapping(value, indent + 2, pad + "  ", out)
+            else:
+                out.append(start + " {}")
+        elif kind is list or kind is tuple:
+            if value:
+                out.append(start)
+                _write_sequence(value, indent, pad, out)  # libyaml does not indent a list under a key
+            else:
+                out.append(start + " []")
+        else:
+            out.append(f"{start} {_scalar(value, len(start) + 1)}")
 
 
 def _write_sequence(data: list[Any] | tuple[Any, ...], indent: int, lead: str, out: list[str]) -> None:
@@ -409,14 +399,19 @@ def _write_sequence(data: list[Any] | tuple[Any, ...], indent: int, lead: str, o
     for item in data:
         marker = f"{lead}- "
         lead = pad
-        if not _is_collection(item):
-            out.append(marker + _scalar(item, len(marker)))
-        elif not item:
-            out.append(marker + ("{}" if type(item) is dict else "[]"))
-        elif type(item) is dict:
-            _write_mapping(item, indent + 2, marker, out)
+        kind = type(item)
+        if kind is dict:
+            if item:
+                _write_mapping(item, indent + 2, marker, out)
+            else:
+                out.append(marker + "{}")
+        elif kind is list or kind is tuple:
+            if item:
+                _write_sequence(item, indent + 2, marker, out)
+            else:
+                out.append(marker + "[]")
         else:
-            _write_sequence(item, indent + 2, marker, out)
+            out.append(marker + _scalar(item, len(marker)))
 
 
 def _write_document(data: Any) -> str:
