@@ -7,12 +7,13 @@ Errors are caught here and nowhere else: a KfgenError prints its message and exi
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from ..errors import KfgenError, Problem
-from . import apply, build, check, diff, graph, hydrate, policy, render, secrets, upgrade, validate, vendor
 
-COMMANDS = (validate, render, vendor, build, hydrate, check, policy, secrets, apply, diff, graph, upgrade)
+# The verbs, in the order help lists them; each is the module of that name in this package.
+COMMANDS = ("validate", "render", "vendor", "build", "hydrate", "check", "policy", "secrets", "apply", "diff", "graph", "upgrade")
 EXIT_INTERNAL = 70
 
 
@@ -23,13 +24,35 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line parser. Only the module of the verb argv names is imported (all of them for the
+    top-level help): each verb imports what it needs, and a warm `kfgen check` should not wait for the rest."""
     top = _Parser(prog="kfgen", description="Validate, render and build a Kubeflow platform from platform.yaml.")
     top.add_argument("--output", choices=["text", "json", "github"], default="text", help="output format")
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in COMMANDS:
-        command.add_parser(sub)
+    chosen = _chosen_command(sys.argv[1:] if argv is None else argv)
+    for name in COMMANDS:
+        if chosen in (None, name):
+            importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name)  # never parsed: it only keeps the verb among the choices
     return top
+
+
+def _chosen_command(argv: list[str]) -> str | None:
+    """The verb argv names, or None when it names none or asks for the top-level help before one."""
+    index = 0
+    while index < len(argv):
+        argument = argv[index]
+        if argument in ("-h", "--help"):
+            return None
+        if argument == "--output":
+            index += 2  # the option and its value
+        elif argument.startswith("-"):
+            index += 1
+        else:
+            return argument if argument in COMMANDS else None
+    return None
 
 
 def _escape(text: str, prop: bool = False) -> str:
@@ -47,7 +70,7 @@ def _annotation(p: Problem) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser(argv).parse_args(argv)
     try:
         return args.run(args)
     except KfgenError as err:

@@ -8,14 +8,18 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..build import Builder, EnvironmentBuild, build_environment, build_tree
-from ..buildcache import BuildCache
 from ..catalog import Catalog, load_catalog
 from ..errors import InputError
 from ..plan import EnvironmentPlan, Plan, make_plan
-from ..sources import SourceCache
 from ..spec import Platform, load_platform
+
+# Building is imported where it is used: verbs that only validate or render do not need it.
+if TYPE_CHECKING:
+    from ..build import EnvironmentBuild
+    from ..buildcache import BuildCache
+    from ..sources import SourceCache
 
 
 def add_project_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +54,8 @@ def load_project(args: argparse.Namespace) -> Project:
 
 
 def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:
+    from ..sources import SourceCache
+
     directories = [Path(d) for d in args.source_cache]
     if not directories and os.environ.get("KFGEN_SOURCE_CACHE"):
         directories = [Path(d) for d in os.environ["KFGEN_SOURCE_CACHE"].split(os.pathsep) if d]
@@ -65,12 +71,16 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_cache(args: argparse.Namespace, root: Path) -> BuildCache | None:
+    from ..buildcache import BuildCache
+
     return None if args.no_cache else BuildCache(root / ".kfgen" / "cache")
 
 
 def built_environments(project: Project, args: argparse.Namespace, env_plans: list[EnvironmentPlan],
                        label: str = "build") -> Iterator[tuple[EnvironmentPlan, EnvironmentBuild]]:
     """Build each environment in turn, sharing one build tree, one Builder (bases built once) and the cache."""
+    from ..build import Builder, build_environment, build_tree
+
     with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
         builder = Builder(project.root, tree, build_cache(args, project.root))
         for env_plan in env_plans:
