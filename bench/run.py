@@ -55,11 +55,14 @@ class Bench:
         vendor([EXAMPLE], SourceCache(cache_dirs()), upstream / "vendor")
         self.example = upstream / "vendor" / EXAMPLE.relpath
         self.project = workdir / "project"
+        self.baseline_times: list[float] = []
+
+    def prepare_project(self) -> None:
+        """The shipped spec and catalog, vendored and rendered: what the check cases run on."""
         shutil.copytree(PROJECT / "components", self.project / "components")
         shutil.copy2(PROJECT / "platform.yaml", self.project / "platform.yaml")
         self.kfgen("vendor")
         self.kfgen("render")
-        self.baseline_times: list[float] = []
 
     def kfgen(self, *args: str) -> float:
         return timed([*KFGEN, *args, "--project", str(self.project)], self.project, self.env)
@@ -107,48 +110,73 @@ def render_time(bench: Bench, count: int, run: int) -> float:
     return seconds
 
 
+CHECK_CASES = ("one_env_cold", "three_envs_cold", "no_change", "one_component_changed")
+RENDER_CASES = {"render_10_envs": 10, "render_50_envs": 50}
+PEER_CASE = "validate_vs_peer"
+
+
+def run_check_cases(bench: Bench, selected: list[str]) -> list[dict[str, float | str]]:
+    bench.prepare_project()
+    spec_path = bench.project / "platform.yaml"
+    original = spec_path.read_text()
+
+    def one_env_cold(run: int) -> float:
+        bench.drop_cache()
+        return bench.kfgen("check", "--env", "local")
+
+    def three_envs_cold(run: int) -> float:
+        bench.drop_cache()
+        return bench.kfgen("check")
+
+    def no_change(run: int) -> float:
+        return bench.kfgen("check")
+
+    def one_component_changed(run: int) -> float:
+        replicas = 2 + (run % 2 == 0)
+        spec_path.write_text(original.replace("    model-registry:\n      replicas: 2\n",
+                                              f"    model-registry:\n      replicas: {replicas}\n"))
+        return bench.kfgen("render") + bench.kfgen("check")
+
+    cases = {"one_env_cold": one_env_cold, "three_envs_cold": three_envs_cold, "no_change": no_change,
+             "one_component_changed": one_component_changed}
+    results = []
+    warm = False
+    for name in (n for n in CHECK_CASES if n in selected):
+        if name in ("no_change", "one_component_changed") and not warm:
+            bench.kfgen("check")  # these two start from a warm cache
+            warm = True
+        results.append(bench.alternate(name, cases[name]))
+    spec_path.write_text(original)
+    return results
+
+
+def run_render_case(bench: Bench, name: str) -> dict[str, float | str]:
+    times = [render_time(bench, RENDER_CASES[name], run) for run in range(bench.runs)]
+    print(f"  {name}: " + ", ".join(f"{t:.2f}s" for t in times), file=sys.stderr)
+    if not bench.baseline_times:  # only render cases were selected: the ratio still needs a baseline
+        bench.baseline()
+    median = statistics.median(times)
+    baseline = statistics.median(bench.baseline_times)
+    return {"case": name, "median_s": round(median, 3), "baseline_median_s": round(baseline, 3),
+            "ratio": round(median / baseline, 3), "runs": bench.runs}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results.json"))
+    parser.add_argument("--case", action="append", choices=[*CHECK_CASES, *RENDER_CASES, PEER_CASE], metavar="NAME",
+                        help=f"run only this case (repeatable; default: all): {', '.join([*CHECK_CASES, *RENDER_CASES, PEER_CASE])}")
     args = parser.parse_args()
+    selected = args.case or [*CHECK_CASES, *RENDER_CASES, PEER_CASE]
     results = []
     with tempfile.TemporaryDirectory(prefix="kfgen-bench-") as scratch:
         bench = Bench(args.runs, Path(scratch))
-        spec_path = bench.project / "platform.yaml"
-        original = spec_path.read_text()
-
-        def one_env_cold(run: int) -> float:
-            bench.drop_cache()
-            return bench.kfgen("check", "--env", "local")
-
-        def three_envs_cold(run: int) -> float:
-            bench.drop_cache()
-            return bench.kfgen("check")
-
-        def no_change(run: int) -> float:
-            return bench.kfgen("check")
-
-        def one_component_changed(run: int) -> float:
-            replicas = 2 + (run % 2 == 0)
-            spec_path.write_text(original.replace("    model-registry:\n      replicas: 2\n",
-                                                  f"    model-registry:\n      replicas: {replicas}\n"))
-            return bench.kfgen("render") + bench.kfgen("check")
-
-        for name, case in (("one_env_cold", one_env_cold), ("three_envs_cold", three_envs_cold)):
-            results.append(bench.alternate(name, case))
-        bench.kfgen("check")  # warm the cache for the next cases
-        results.append(bench.alternate("no_change", no_change))
-        results.append(bench.alternate("one_component_changed", one_component_changed))
-        spec_path.write_text(original)
-        for count in (10, 50):
-            times = [render_time(bench, count, run) for run in range(args.runs)]
-            median = statistics.median(times)
-            baseline = statistics.median(bench.baseline_times)
-            results.append({"case": f"render_{count}_envs", "median_s": round(median, 3), "baseline_median_s": round(baseline, 3),
-                            "ratio": round(median / baseline, 3), "runs": args.runs})
+        if any(name in CHECK_CASES for name in selected):
+            results.extend(run_check_cases(bench, selected))
+        results.extend(run_render_case(bench, name) for name in RENDER_CASES if name in selected)
     peer = PROJECT / "bench" / "validate_vs_peer.py"
-    if peer.is_file():
+    if PEER_CASE in selected and peer.is_file():
         subprocess.run([sys.executable, str(peer)], cwd=PROJECT, env=dict(os.environ), check=True)
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else []
     merged = {entry["case"]: entry for entry in previous if isinstance(entry, dict)}
