@@ -19,9 +19,11 @@ checked otherwise.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,9 @@ WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration
 KIND_ORDER = ["CustomResourceDefinition", "Namespace", "ResourceQuota", "LimitRange", "PriorityClass", "StorageClass",
               "ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ConfigMap", "Secret",
               "Service", "PersistentVolumeClaim", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"]
+_WEBHOOK_POSITION = len(KIND_ORDER) + 1
+# Requests in flight at once within a stage: the API server does the work, so a few threads overlap it.
+APPLY_WORKERS = 8
 
 
 @dataclass(frozen=True, order=True)
@@ -121,7 +126,7 @@ class Cluster:
 
         resource = self.resource(ref.api_version, ref.kind)
         try:
-            return resource.get(name=ref.name, namespace=ref.namespace or None).to_dict()
+            return _json(resource.get(name=ref.name, namespace=ref.namespace or None, serialize=False))
         except NotFoundError:
             return None
 
@@ -131,9 +136,8 @@ class Cluster:
         options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": True}
         if dry_run:
             options["dry_run"] = "All"
-        result = self.client.server_side_apply(resource, body=obj, name=ref.name,
-                                               namespace=ref.namespace or None, **options)
-        return result.to_dict()
+        return _json(self.client.server_side_apply(resource, body=obj, name=ref.name, namespace=ref.namespace or None,
+                                                   serialize=False, **options))
 
     def delete(self, ref: ObjectRef) -> None:
         from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
@@ -141,17 +145,23 @@ class Cluster:
         with contextlib.suppress(NotFoundError, ResourceNotFoundError):  # already gone, or its CRD went first
             self.resource(ref.api_version, ref.kind).delete(name=ref.name, namespace=ref.namespace or None)
 
-    def wait_established(self, crd_name: str) -> None:
+    def wait_established(self, crd_names: list[str]) -> None:
+        """Wait until every named CRD is Established, so that its custom resources can be applied."""
         deadline = time.monotonic() + self.timeout
-        ref = ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd_name)
-        while True:
-            crd = self.get(ref) or {}
-            conditions = {c.get("type"): c.get("status") for c in (crd.get("status") or {}).get("conditions") or []}
-            if conditions.get("Established") == "True":
+        pending = sorted(crd_names)
+        while pending:
+            with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
+                pending = [name for name, done in zip(pending, pool.map(self._established, pending), strict=True) if not done]
+            if not pending:
                 return
             if time.monotonic() > deadline:
-                raise BuildError(f"CRD {crd_name} did not become Established within {self.timeout:.0f}s")
+                raise BuildError(f"CRDs {', '.join(pending)} did not become Established within {self.timeout:.0f}s")
             time.sleep(0.2)
+
+    def _established(self, crd_name: str) -> bool:
+        crd = self.get(ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd_name)) or {}
+        conditions = {c.get("type"): c.get("status") for c in (crd.get("status") or {}).get("conditions") or []}
+        return conditions.get("Established") == "True"
 
     def wait_endpoints(self, namespace: str, service: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -178,9 +188,15 @@ class Cluster:
         return f"{status}: {message or getattr(err, 'reason', '') or err}"
 
 
+def _json(response: Any) -> dict[str, Any]:
+    """The body of a raw response. The client's own wrapping of every nested field costs more than the
+    request itself on large objects such as CRDs."""
+    return json.loads(response.data)
+
+
 def _order(obj: dict[str, Any]) -> tuple[int, str, str, str]:
     kind = obj.get("kind", "")
-    position = len(KIND_ORDER) + 1 if kind in WEBHOOK_KINDS else KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    position = _WEBHOOK_POSITION if kind in WEBHOOK_KINDS else KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
     ref = ObjectRef.of(obj)
     return position, kind, ref.namespace, ref.name
 
@@ -236,15 +252,23 @@ def apply_environment(
     report = ApplyReport(environment, dry_run)
     previous = {} if dry_run else read_inventory(cluster, environment)
     started = time.perf_counter()
-    total = len(build.components)
-    for index, component in enumerate(build.components, start=1):
-        objects = sorted(list(component.objects) + list((extra or {}).get(component.name, [])), key=_order)
-        rejected = _apply_component(cluster, report, component.name, objects, dry_run, wait_workloads)
-        if progress:
-            progress(component.name, index, total, time.perf_counter() - started)
+    ordered = [(c.name, sorted(list(c.objects) + list((extra or {}).get(c.name, [])), key=_order)) for c in build.components]
+    # Every component's CRDs first, all at once: they depend on nothing, and the API server then
+    # establishes them side by side instead of one component after another.
+    crds = [(name, o) for name, objects in ordered for o in objects if o["kind"] == "CustomResourceDefinition"]
+    rejected = _apply_stage(cluster, report, crds, dry_run)
+    cluster.wait_established([ObjectRef.of(o).name for _, o in crds if ObjectRef.of(o) in report.actions])
+    for index, (name, objects) in enumerate(ordered, start=1):
         if rejected and not dry_run:
             _write_inventory(cluster, environment, {**previous, **report.components})  # nothing applied is forgotten
             return report
+        rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+        rejected = _apply_component(cluster, report, name, rest, dry_run, wait_workloads) or rejected
+        if progress:
+            progress(name, index, len(ordered), time.perf_counter() - started)
+    if rejected and not dry_run:
+        _write_inventory(cluster, environment, {**previous, **report.components})
+        return report
     if not dry_run:
         current = dict(report.components)
         if prune:
@@ -257,42 +281,60 @@ def apply_environment(
 
 def _apply_component(cluster: Cluster, report: ApplyReport, component: str, objects: list[dict[str, Any]],
                      dry_run: bool, wait_workloads: bool) -> bool:
+    """Apply one component's objects (CRDs aside) stage by stage: the objects of one kind position at
+    a time, in parallel, since nothing within a stage depends on another."""
     rejected = False
-    for obj in objects:
-        ref = ObjectRef.of(obj)
-        kind = obj["kind"]
-        if kind in WEBHOOK_KINDS and not dry_run:
+    for position, group in itertools.groupby(objects, key=lambda o: _order(o)[0]):
+        stage = list(group)
+        if position == _WEBHOOK_POSITION and not dry_run:
             if not wait_workloads:
-                report.skipped.append(ref)  # nothing runs to answer it; registering it would block admission
+                report.skipped.extend(ObjectRef.of(o) for o in stage)  # nothing runs to answer them; registering would block admission
                 continue
-            for namespace, service in sorted(_webhook_services(obj)):
+            for namespace, service in sorted(set().union(*(_webhook_services(o) for o in stage))):
                 cluster.wait_endpoints(namespace, service)
-        real = not dry_run or kind in ("CustomResourceDefinition", "Namespace")
-        body = _labelled(obj, report.environment, component)
-        try:
-            before = cluster.get(ref) if real else None
-            after = cluster.apply(body, dry_run=not real)
-        except ValueError as err:  # the client refuses before sending, e.g. a namespaced object without a namespace
-            report.rejections.append(Rejection(report.environment, component, ref, str(err)))
-            rejected = True
-            continue
-        except Exception as err:
-            message = cluster.api_error(err)
-            if message is None:
-                raise
-            report.rejections.append(Rejection(report.environment, component, ref, message))
-            rejected = True
-            continue
-        if not real:
-            report.actions[ref] = "checked"
-        elif before is None:
-            report.actions[ref] = "created"
-        else:
-            report.actions[ref] = "unchanged" if _content(before) == _content(after) else "configured"
-        report.components[ref] = component
-        if kind == "CustomResourceDefinition":
-            cluster.wait_established(ref.name)
+        rejected = _apply_stage(cluster, report, [(component, o) for o in stage], dry_run) or rejected
     return rejected
+
+
+def _apply_stage(cluster: Cluster, report: ApplyReport, stage: list[tuple[str, dict[str, Any]]], dry_run: bool) -> bool:
+    """Apply (component, object) pairs that do not depend on each other, a few requests at a time; True if any was rejected."""
+    for _, obj in stage:  # discovery is not thread-safe: resolve every kind before the workers start
+        with contextlib.suppress(Exception):
+            cluster.resource(obj["apiVersion"], obj["kind"])
+    with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
+        outcomes = list(pool.map(lambda pair: _apply_one(cluster, report.environment, pair[0], pair[1], dry_run), stage))
+    rejected = False
+    for (component, obj), (action, rejection) in zip(stage, outcomes, strict=True):
+        if rejection is not None:
+            report.rejections.append(rejection)
+            rejected = True
+            continue
+        ref = ObjectRef.of(obj)
+        report.actions[ref] = action
+        report.components[ref] = component
+    return rejected
+
+
+def _apply_one(cluster: Cluster, environment: str, component: str, obj: dict[str, Any],
+               dry_run: bool) -> tuple[str, Rejection | None]:
+    """Apply (or dry-run) one object: its action (created, configured, unchanged, checked) or its rejection."""
+    ref = ObjectRef.of(obj)
+    real = not dry_run or obj["kind"] in ("CustomResourceDefinition", "Namespace")
+    try:
+        before = cluster.get(ref) if real else None
+        after = cluster.apply(_labelled(obj, environment, component), dry_run=not real)
+    except ValueError as err:  # the client refuses before sending, e.g. a namespaced object without a namespace
+        return "", Rejection(environment, component, ref, str(err))
+    except Exception as err:
+        message = cluster.api_error(err)
+        if message is None:
+            raise
+        return "", Rejection(environment, component, ref, message)
+    if not real:
+        return "checked", None
+    if before is None:
+        return "created", None
+    return ("unchanged" if _content(before) == _content(after) else "configured"), None
 
 
 def _content(obj: dict[str, Any]) -> dict[str, Any]:
