@@ -25,6 +25,7 @@ from kfgen.spec import load_platform
 PROJECT = Path(__file__).resolve().parents[1]
 # Temporary projects have no .tools of their own: they use the project's pinned kustomize.
 os.environ.setdefault("KFGEN_KUSTOMIZE", str(PROJECT / ".tools" / "bin" / "kustomize"))
+os.environ.setdefault("KFGEN_CONFTEST", str(PROJECT / ".tools" / "bin" / "conftest"))
 
 
 def source_cache_dirs() -> list[Path]:
@@ -53,12 +54,13 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
 
 
 class TempProject:
-    """A copy of the project's inputs (spec and catalog) in a temporary folder."""
+    """A copy of the project's inputs (spec, catalog and policies) in a temporary folder."""
 
     def __init__(self, root: Path, spec: dict[str, Any] | None = None):
         self.root = root
         self._builder: Builder | None = None
         shutil.copytree(PROJECT / "components", root / "components")
+        shutil.copytree(PROJECT / "policies", root / "policies")
         self.write_spec(spec if spec is not None else shipped_spec())
 
     @property

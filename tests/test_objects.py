@@ -188,10 +188,10 @@ def test_namespace_the_environment_does_not_create(local, plan):
 def test_custom_resource_whose_crd_comes_from_a_component_not_depended_on(local, plan):
     _, vs = _object(local, "VirtualService", "dex")
     other = copy.deepcopy(vs)
-    other["metadata"] = {"name": "trainer-ui", "namespace": "kubeflow"}
-    findings = _findings(_with(local, "trainer", other), plan)
+    other["metadata"] = {"name": "cert-manager-ui", "namespace": "cert-manager"}
+    findings = _findings(_with(local, "cert-manager", other), plan)
     assert [(f.component, f.kind, f.name, f.field, f.check) for f in findings] == [
-        ("trainer", "VirtualService", "trainer-ui", "kind", "crd-order")]
+        ("cert-manager", "VirtualService", "cert-manager-ui", "kind", "crd-order")]
     assert "virtualservices.networking.istio.io comes from component istio-crds" in findings[0].message
     # dex depends on istio, which depends on istio-crds: transitively fine, as the shipped build shows.
 

@@ -77,6 +77,54 @@ class CatalogSecret:
 
 
 @dataclass(frozen=True)
+class ContainerResources:
+    index: int  # position in the pod's containers; the patch tests that the name is still there
+    name: str
+    resources: dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class HardenedWorkload:
+    """A workload upstream ships without limits, or with a service account token it never uses."""
+
+    kind: str
+    name: str
+    api_access: bool | None  # False: mount no service account token
+    containers: tuple[ContainerResources, ...]
+
+
+@dataclass(frozen=True)
+class NarrowedRule:
+    """A wildcard of an upstream role replaced by the explicit list the program needs."""
+
+    kind: str
+    name: str
+    rule: int
+    expect: dict[str, list[str]]
+    api_groups: tuple[str, ...]
+    verbs: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class PermissivePorts:
+    """Ports of meshed pods that callers outside the mesh reach while mutual TLS is otherwise STRICT."""
+
+    name: str
+    namespace: str
+    selector: dict[str, str]
+    ports: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hardening:
+    workloads: tuple[HardenedWorkload, ...] = ()
+    rbac: tuple[NarrowedRule, ...] = ()
+    mesh_permissive: tuple[PermissivePorts, ...] = ()
+
+
+@dataclass(frozen=True)
 class Component:
     name: str
     description: str
@@ -90,6 +138,7 @@ class Component:
     folder: Path
     file: str
     secrets: tuple[CatalogSecret, ...] = ()
+    hardening: Hardening = Hardening()
 
     def secrets_in(self, release: str) -> tuple[CatalogSecret, ...]:
         return tuple(s for s in self.secrets if not s.releases or release in s.releases)
@@ -167,8 +216,24 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
             )
             for secret in data.get("secrets") or ()
         ),
+        hardening=_hardening(data.get("hardening") or {}, data["namespace"]),
     )
     return component, problems
+
+
+def _hardening(data: dict[str, Any], namespace: str) -> Hardening:
+    return Hardening(
+        workloads=tuple(
+            HardenedWorkload(w["kind"], w["name"], w.get("apiAccess"),
+                             tuple(ContainerResources(c["index"], c["name"], c["resources"]) for c in w.get("containers", ())))
+            for w in data.get("workloads", ())),
+        rbac=tuple(
+            NarrowedRule(r["kind"], r["name"], r["rule"], r["expect"], tuple(r.get("apiGroups", ())), tuple(r.get("verbs", ())), r["reason"])
+            for r in data.get("rbac", ())),
+        mesh_permissive=tuple(
+            PermissivePorts(m["name"], m.get("namespace", namespace), dict(m["selector"]), tuple(m["ports"]), m["reason"])
+            for m in data.get("meshPermissive", ())),
+    )
 
 
 def load_catalog(root: Path) -> Catalog:

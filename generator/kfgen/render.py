@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .catalog import Component
+from .catalog import Component, Hardening
 from .credentials import external_secret, required_secrets
 from .gitops import gitops_documents
 from .identity import identity_context
@@ -111,6 +111,9 @@ def render_base(component: Component, release: str, mode: str) -> dict[str, byte
         files[f"{folder}/remove-default-credentials.yaml"] = (header(origin) + dump(
             {"$patch": "delete", "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "default-credentials"}})).encode()
         patches.extend({"path": "remove-default-credentials.yaml", "target": {"kind": "Secret", "name": f"^{s.name}$"}} for s in removed)
+    for name, body, target in hardening_patches(component.hardening):
+        files[f"{folder}/{name}"] = (header(origin) + dump(body)).encode()
+        patches.append({"path": name, "target": target})
     document = _kustomization(
         namespace=component.namespace if component.set_namespace else None,
         resources=[upstream_reference(root, mode, folder) for root in source.resource_roots],
@@ -119,6 +122,48 @@ def render_base(component: Component, release: str, mode: str) -> dict[str, byte
     )
     files[f"{folder}/kustomization.yaml"] = _yaml_file(origin, document)
     return files
+
+
+def hardening_patches(hardening: Hardening) -> list[tuple[str, list[dict[str, Any]], dict[str, str]]]:
+    """JSON patches (file name, operations, target) of a component's hardening. Each first tests that
+    upstream's object still looks as the catalog expects, so that a changed upstream fails the build."""
+    patches = []
+    for workload in hardening.workloads:
+        spec = "/spec/template/spec"
+        operations: list[dict[str, Any]] = []
+        if workload.api_access is False:
+            operations.append({"op": "add", "path": f"{spec}/automountServiceAccountToken", "value": False})
+        for container in workload.containers:
+            path = f"{spec}/containers/{container.index}"
+            operations.append({"op": "test", "path": f"{path}/name", "value": container.name})
+            operations.append({"op": "add", "path": f"{path}/resources", "value": container.resources})
+        patches.append((f"harden-{workload.kind.lower()}-{workload.name}.yaml", operations,
+                        {"group": "apps", "kind": workload.kind, "name": f"^{workload.name}$"}))
+    narrowed: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rule in hardening.rbac:
+        operations = narrowed.setdefault((rule.kind, rule.name), [])
+        path = f"/rules/{rule.rule}"
+        operations.extend({"op": "test", "path": f"{path}/{field}", "value": value} for field, value in sorted(rule.expect.items()))
+        if rule.api_groups:
+            operations.append({"op": "replace", "path": f"{path}/apiGroups", "value": list(rule.api_groups)})
+        if rule.verbs:
+            operations.append({"op": "replace", "path": f"{path}/verbs", "value": list(rule.verbs)})
+    for (kind, name), operations in narrowed.items():
+        patches.append((f"least-privilege-{kind.lower()}-{name}.yaml", operations,
+                        {"group": "rbac.authorization.k8s.io", "kind": kind, "name": f"^{name}$"}))
+    return patches
+
+
+def mesh_exceptions(component: Component, env_plan: EnvironmentPlan) -> list[dict[str, Any]]:
+    """Port-level PERMISSIVE PeerAuthentications of a component, where the environment's mesh is STRICT."""
+    istio = next((p for p in env_plan.components if p.name == "istio"), None)
+    if istio is None or istio.config.settings.get("mtls") != "STRICT":
+        return []
+    return [{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+             "metadata": {"name": entry.name, "namespace": entry.namespace},
+             "spec": {"selector": {"matchLabels": entry.selector}, "mtls": {"mode": "STRICT"},
+                      "portLevelMtls": {str(port): {"mode": "PERMISSIVE"} for port in entry.ports}}}
+            for entry in component.hardening.mesh_permissive]
 
 
 def template_context(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, Any]:
@@ -275,6 +320,9 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCompon
     _sizing(overlay, planned, env_plan, plan.platform.kubeflow_version)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version)
     _credentials(overlay, plan, env_plan, planned)
+    exceptions = mesh_exceptions(component, env_plan)
+    if exceptions:
+        overlay.add_resource("mesh-permissive-ports.yaml", exceptions)
     has_base = bool(component.releases[plan.platform.kubeflow_version].roots)
     return overlay.finish(f"../../../base/{component.name}" if has_base else None)
 
