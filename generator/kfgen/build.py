@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .buildcache import BuildCache, digest_files, digest_text
 from .errors import BuildError, InputError
 from .plan import EnvironmentPlan
 from .refs import RemoteDir, parse_remote
 from .sources import LOCK_FILE, SourceCache, vendor, verify_vendor, write_lock
 from .tools import find_tool
-from .yamlio import dump, load_all_plain
+from .yamlio import dump, load_all_plain, load_plain
 
 KUSTOMIZE_VERSION = "v5.8.1"
 
@@ -108,7 +106,7 @@ def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iter
         roots: dict[str, RemoteDir] = {}
         documents = {}
         for path in bases:
-            documents[path] = yaml.safe_load(path.read_text(encoding="utf-8"))
+            documents[path] = load_plain(path.read_text(encoding="utf-8"))
             for field in ("resources", "components"):
                 for entry in documents[path].get(field) or []:
                     remote = parse_remote(entry)
@@ -213,7 +211,7 @@ class Builder:
                 shutil.copytree(folder, target)
                 if not rest:
                     # A base of CRDs only: the overlay keeps just its own resources, if it has any.
-                    kustomization = yaml.safe_load((target / "kustomization.yaml").read_text(encoding="utf-8"))
+                    kustomization = load_plain((target / "kustomization.yaml").read_text(encoding="utf-8"))
                     kustomization["resources"] = [r for r in kustomization.get("resources") or []
                                                   if r != f"../../../base/{component}"]
                     if not kustomization["resources"]:
@@ -243,7 +241,7 @@ def _needs_direct_build(folder: Path) -> bool:
 
 def _outside_resources(folder: Path) -> list[Path]:
     """Resource folders an overlay names besides its base (they live elsewhere in the project)."""
-    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8")) or {}
+    kustomization = load_plain((folder / "kustomization.yaml").read_text(encoding="utf-8")) or {}
     return [(folder / r).resolve() for r in kustomization.get("resources") or []
             if r.startswith("../") and r != f"../../../base/{folder.name}"]
 

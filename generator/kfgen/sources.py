@@ -28,7 +28,7 @@ import yaml
 
 from .errors import SourceError
 from .refs import ReleaseFile, RemoteDir, parse_remote
-from .yamlio import dump
+from .yamlio import dump, load_plain
 
 LOCK_FILE = "sources.lock.json"
 TREE_ENTRY = "vendor/"  # the lock entry that digests the whole vendor tree
@@ -173,7 +173,7 @@ class Vendorer:
         if kustomization_file is None:
             raise SourceError(f"{directory} is referenced as a kustomization but has none")
         try:
-            kustomization = yaml.safe_load(kustomization_file.read_text()) or {}
+            kustomization = load_plain(kustomization_file.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise SourceError(f"cannot read {kustomization_file}: {err}") from None
         # Files beside a kustomization are often read indirectly (kustomizeconfig, params); take them all.

@@ -275,6 +275,11 @@ def load_file(path: Path, display: str | None = None) -> Document:
     return parse(raw, display)
 
 
+def load_plain(text: str) -> Any:
+    """Load one trusted document (a generated or upstream kustomization) with the C loader."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def load_all_plain(text: str) -> list[Any]:
     """Load a stream of trusted machine-made documents (kustomize output) quickly."""
     return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
