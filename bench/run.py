@@ -51,6 +51,7 @@ class Bench:
         self.kustomize = os.environ.get("KFGEN_KUSTOMIZE", str(PROJECT / ".tools" / "bin" / "kustomize"))
         self.env = dict(os.environ, KFGEN_KUSTOMIZE=self.kustomize,
                         KFGEN_SOURCE_CACHE=os.pathsep.join(str(d) for d in cache_dirs()))
+        self.env.pop("KFGEN_CACHE_DIR", None)  # the cold cases need the project's own cache, emptied
         upstream = workdir / "upstream"
         vendor([EXAMPLE], SourceCache(cache_dirs()), upstream / "vendor")
         self.example = upstream / "vendor" / EXAMPLE.relpath

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,9 +41,18 @@ def source_cache_dirs() -> list[Path]:
 os.environ.setdefault("KFGEN_SOURCE_CACHE", os.pathsep.join(str(d) for d in source_cache_dirs()))
 
 
-def run_kfgen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+# The CLI runs of every temporary project share one build cache, as checkouts in CI would: its keys
+# are contents, not paths. The cache's own tests (test_cache.py) use caches of their own.
+SHARED_CACHE = Path(tempfile.mkdtemp(prefix="kfgen-test-cache-"))
+atexit.register(shutil.rmtree, SHARED_CACHE, True)
+
+
+def run_kfgen(*args: str, cwd: Path, shared_cache: bool = True) -> subprocess.CompletedProcess[str]:
     """The real CLI, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "kfgen", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    env = dict(os.environ)
+    if shared_cache:
+        env["KFGEN_CACHE_DIR"] = str(SHARED_CACHE)
+    return subprocess.run([sys.executable, "-m", "kfgen", *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
 def shipped_spec() -> dict[str, Any]:

@@ -219,3 +219,14 @@ def test_the_shipped_spec_keeps_strict_mesh_by_default():
     catalog = load_catalog(PROJECT / "components")
     assert catalog.components["istio"].defaults()["mtls"] == "STRICT"
     assert "mtls" not in copy.deepcopy(shipped_spec()).get("components", {}).get("istio", {}).get("settings", {})
+
+
+def test_platform_namespaces_enforce_restricted_and_isolate_their_pods(built):
+    objects = _objects(built, "prod")
+    platform = [o["metadata"] for o in objects if o["kind"] == "Namespace"
+                and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") != "kubeflow-profile"]
+    assert len(platform) >= 6
+    fenced = {o["metadata"]["namespace"] for o in objects if o["kind"] == "NetworkPolicy" and o["spec"].get("podSelector") == {}}
+    for metadata in platform:
+        assert metadata["labels"].get("pod-security.kubernetes.io/enforce") == "restricted", metadata["name"]
+        assert metadata["name"] in fenced, f"no NetworkPolicy selects every pod of {metadata['name']}"

@@ -67,13 +67,18 @@ def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=None, help="parallel kustomize builds (default: the machine's cores)")
-    parser.add_argument("--no-cache", action="store_true", help="build everything again, ignoring .kfgen/cache")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="build everything again, ignoring the build cache (.kfgen/cache, or $KFGEN_CACHE_DIR)")
 
 
 def build_cache(args: argparse.Namespace, root: Path) -> BuildCache | None:
+    """The build cache: .kfgen/cache, or $KFGEN_CACHE_DIR to share one between checkouts (a CI cache).
+    Its keys hold no paths, only contents, so checkouts of the same inputs share entries safely."""
     from ..buildcache import BuildCache
 
-    return None if args.no_cache else BuildCache(root / ".kfgen" / "cache")
+    if args.no_cache:
+        return None
+    return BuildCache(Path(os.environ["KFGEN_CACHE_DIR"]) if os.environ.get("KFGEN_CACHE_DIR") else root / ".kfgen" / "cache")
 
 
 def built_environments(project: Project, args: argparse.Namespace, env_plans: list[EnvironmentPlan],
