@@ -10,6 +10,7 @@ KFGEN := $(VENV)/bin/kfgen
 ENV ?= local
 export KFGEN_KUSTOMIZE := $(TOOLS)/kustomize
 export KFGEN_CONFTEST := $(TOOLS)/conftest
+export KFGEN_YAML2JSON := $(TOOLS)/yaml2json
 export KFGEN_KUBE_APISERVER := $(TOOLS)/kube-apiserver
 export KFGEN_ETCD := $(TOOLS)/etcd
 

@@ -28,6 +28,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 # Temporary projects have no .tools of their own: they use the project's pinned kustomize.
 os.environ.setdefault("KFGEN_KUSTOMIZE", str(PROJECT / ".tools" / "bin" / "kustomize"))
 os.environ.setdefault("KFGEN_CONFTEST", str(PROJECT / ".tools" / "bin" / "conftest"))
+os.environ.setdefault("KFGEN_YAML2JSON", str(PROJECT / ".tools" / "bin" / "yaml2json"))
 
 
 def source_cache_dirs() -> list[Path]:

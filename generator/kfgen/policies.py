@@ -99,6 +99,8 @@ def environment_settings(environment: Environment) -> dict[str, Any]:
 def run_policies(conftest: str, policy_dir: Path, environment: str, settings: dict[str, Any],
                  objects: dict[str, list[dict[str, Any]]], exceptions: Iterable[PolicyException]) -> PolicyReport:
     """Run conftest over objects (by component) with settings and exceptions as data."""
+    if not policy_dir.is_dir():
+        raise InputError([Problem(str(policy_dir), 0, 0, "", "no policies folder: the project's Rego policies belong in policies/")])
     with tempfile.TemporaryDirectory(prefix="kfgen-policy-") as scratch:
         root = Path(scratch)
         data = {"settings": settings, "exceptions": [e.__dict__ for e in exceptions]}
