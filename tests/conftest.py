@@ -48,11 +48,9 @@ SHARED_CACHE = Path(tempfile.mkdtemp(prefix="kfgen-test-cache-"))
 atexit.register(shutil.rmtree, SHARED_CACHE, True)
 
 
-def run_kfgen(*args: str, cwd: Path, shared_cache: bool = True) -> subprocess.CompletedProcess[str]:
+def run_kfgen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real CLI, as a user runs it."""
-    env = dict(os.environ)
-    if shared_cache:
-        env["KFGEN_CACHE_DIR"] = str(SHARED_CACHE)
+    env = dict(os.environ, KFGEN_CACHE_DIR=str(SHARED_CACHE))
     return subprocess.run([sys.executable, "-m", "kfgen", *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 

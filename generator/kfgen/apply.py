@@ -149,14 +149,14 @@ class Cluster:
         """Wait until every named CRD is Established, so that its custom resources can be applied."""
         deadline = time.monotonic() + self.timeout
         pending = sorted(crd_names)
-        while pending:
-            with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
+            while pending:
                 pending = [name for name, done in zip(pending, pool.map(self._established, pending), strict=True) if not done]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise BuildError(f"CRDs {', '.join(pending)} did not become Established within {self.timeout:.0f}s")
-            time.sleep(0.2)
+                if not pending:
+                    return
+                if time.monotonic() > deadline:
+                    raise BuildError(f"CRDs {', '.join(pending)} did not become Established within {self.timeout:.0f}s")
+                time.sleep(0.2)
 
     def _established(self, crd_name: str) -> bool:
         crd = self.get(ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd_name)) or {}
@@ -257,17 +257,16 @@ def apply_environment(
     # establishes them side by side instead of one component after another.
     crds = [(name, o) for name, objects in ordered for o in objects if o["kind"] == "CustomResourceDefinition"]
     rejected = _apply_stage(cluster, report, crds, dry_run)
-    cluster.wait_established([ObjectRef.of(o).name for _, o in crds if ObjectRef.of(o) in report.actions])
+    cluster.wait_established([ref.name for ref in map(ObjectRef.of, (o for _, o in crds)) if ref in report.actions])
     for index, (name, objects) in enumerate(ordered, start=1):
         if rejected and not dry_run:
-            _write_inventory(cluster, environment, {**previous, **report.components})  # nothing applied is forgotten
-            return report
+            break
         rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
         rejected = _apply_component(cluster, report, name, rest, dry_run, wait_workloads) or rejected
         if progress:
             progress(name, index, len(ordered), time.perf_counter() - started)
     if rejected and not dry_run:
-        _write_inventory(cluster, environment, {**previous, **report.components})
+        _write_inventory(cluster, environment, {**previous, **report.components})  # nothing applied is forgotten
         return report
     if not dry_run:
         current = dict(report.components)
