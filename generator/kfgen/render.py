@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from .catalog import Component, Hardening
-from .credentials import external_secret, required_secrets
+from .credentials import RequiredSecret, external_secret, required_secrets
 from .gitops import gitops_documents
 from .identity import identity_context
 from .plan import EnvironmentPlan, Plan, PlannedComponent
@@ -39,26 +38,6 @@ ORDER_FIRST = [
 ORDER_LAST = ["ValidatingWebhookConfiguration"]
 
 _REGISTRY_HOST = re.compile(r"^[^/]*[.:][^/]*/|^localhost/")
-
-_Result = TypeVar("_Result")
-
-
-def _for_last_environment(compute: Callable[..., _Result]) -> Callable[..., _Result]:
-    """compute, remembered for its last arguments (by identity). The overlays of an environment are
-    rendered one after another and each asks for the same environment-wide values (Dex's config, the
-    required Secrets); computing them once per environment keeps a render linear in environments."""
-    last: list[tuple[tuple[Any, ...], _Result]] = []
-
-    def remembered(*args: Any) -> _Result:
-        if not last or any(a is not b for a, b in zip(last[0][0], args, strict=True)):
-            last[:] = [(args, compute(*args))]
-        return last[0][1]
-
-    return remembered
-
-
-_identity_context = _for_last_environment(identity_context)
-_required_secrets = _for_last_environment(required_secrets)
 
 
 def header(source: str) -> str:
@@ -166,10 +145,20 @@ def mesh_exceptions(component: Component, env_plan: EnvironmentPlan) -> list[dic
             for entry in component.hardening.mesh_permissive]
 
 
-def template_context(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EnvironmentShared:
+    """What every overlay of one environment shares, computed once per environment so that a render
+    stays linear in environments: the environment's part of the template context (Dex's config among
+    it) and the Secrets its backend must provide."""
+
+    context: dict[str, Any]
+    secrets: list[RequiredSecret]
+
+
+def environment_shared(plan: Plan, env_plan: EnvironmentPlan) -> EnvironmentShared:
     env = env_plan.environment
     platform = plan.platform
-    return {
+    context = {
         "platform": {"name": platform.name, "kubeflowVersion": platform.kubeflow_version,
                      "kubernetesVersion": platform.kubernetes_version},
         "env": {
@@ -180,11 +169,15 @@ def template_context(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComp
             "sizing": {"replicas": env.sizing.replicas, "highAvailability": env.sizing.high_availability},
             "registryMirror": env.registry_mirror,
         },
-        "component": {"name": planned.name, "namespace": planned.component.namespace},
-        "settings": planned.config.settings,
         "profiles": [profile_context(p) for p in env.profiles],
-        "identity": _identity_context(env),
+        "identity": identity_context(env),
     }
+    return EnvironmentShared(context, required_secrets(plan, env_plan))
+
+
+def template_context(shared: EnvironmentShared, planned: PlannedComponent) -> dict[str, Any]:
+    return {**shared.context, "component": {"name": planned.name, "namespace": planned.component.namespace},
+            "settings": planned.config.settings}
 
 
 def profile_context(profile: Profile) -> dict[str, Any]:
@@ -288,10 +281,10 @@ def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentP
     overlay.images.extend(replaced.values())
 
 
-def _credentials(overlay: _Overlay, plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> None:
+def _credentials(overlay: _Overlay, env_plan: EnvironmentPlan, shared: EnvironmentShared, planned: PlannedComponent) -> None:
     """The environment's secrets backend provides the Secrets the base removed."""
     environment = env_plan.environment
-    needed = [s for s in _required_secrets(plan, env_plan) if s.component == planned.name]
+    needed = [s for s in shared.secrets if s.component == planned.name]
     if not needed:
         return
     if environment.secrets.backend == "externalSecret":
@@ -300,11 +293,11 @@ def _credentials(overlay: _Overlay, plan: Plan, env_plan: EnvironmentPlan, plann
         overlay.resources.append(os.path.relpath(f"{environment.secrets.path}/{planned.name}", overlay.folder))
 
 
-def render_overlay(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, bytes]:
+def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentShared, planned: PlannedComponent) -> dict[str, bytes]:
     component = planned.component
     folder = f"overlays/{env_plan.name}/{component.name}"
     overlay = _Overlay(folder, f"{plan.platform.file} (environment {env_plan.name}) and components/{component.name}/")
-    context = template_context(plan, env_plan, planned)
+    context = template_context(shared, planned)
     for patch in component.patches:
         where = f"components/{component.name}/{patch.template.name}"
         if patch.when and not evaluate(patch.when, context, where):
@@ -319,7 +312,7 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCompon
             overlay.add_patch(name, documents, dict(patch.target or {}))
     _sizing(overlay, planned, env_plan, plan.platform.kubeflow_version)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version)
-    _credentials(overlay, plan, env_plan, planned)
+    _credentials(overlay, env_plan, shared, planned)
     exceptions = mesh_exceptions(component, env_plan)
     if exceptions:
         overlay.add_resource("mesh-permissive-ports.yaml", exceptions)
@@ -329,8 +322,9 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCompon
 
 def render_environment(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
+    shared = environment_shared(plan, env_plan)
     for planned in env_plan.components:
-        files.update(render_overlay(plan, env_plan, planned))
+        files.update(render_overlay(plan, env_plan, shared, planned))
     document = _kustomization(
         sortOptions={"order": "legacy", "legacySortOptions": {"orderFirst": ORDER_FIRST, "orderLast": ORDER_LAST}},
         resources=[p.name for p in env_plan.components],
