@@ -9,6 +9,7 @@ CONFTEST_VERSION := v0.69.0
 KFGEN := $(VENV)/bin/kfgen
 ENV ?= local
 export KFGEN_KUSTOMIZE := $(TOOLS)/kustomize
+export KFGEN_KUSTOMIZE_WORKER := $(TOOLS)/kustomize-worker
 export KFGEN_CONFTEST := $(TOOLS)/conftest
 export KFGEN_YAML2JSON := $(TOOLS)/yaml2json
 export KFGEN_KUBE_APISERVER := $(TOOLS)/kube-apiserver
@@ -38,10 +39,15 @@ $(VENV)/.installed: pyproject.toml
 
 $(KFGEN): $(VENV)/.installed
 
-tools: $(TOOLS)/kustomize $(TOOLS)/conftest $(TOOLS)/yaml2json
+tools: $(TOOLS)/kustomize $(TOOLS)/kustomize-worker $(TOOLS)/conftest $(TOOLS)/yaml2json
 
 $(TOOLS)/kustomize:
 	GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+# kustomize's own build command, of the same release as the binary above, run on many directories
+# in one process (see generator/kfgen/kustomize.py); its go.mod pins that release.
+$(TOOLS)/kustomize-worker: tools/kustomize-worker/main.go tools/kustomize-worker/go.mod
+	cd tools/kustomize-worker && GOFLAGS=-mod=mod go build -o $(TOOLS)/kustomize-worker .
 
 # Converts kustomize output to JSON lines, many times faster than parsing YAML in Python.
 $(TOOLS)/yaml2json: tools/yaml2json/main.go tools/yaml2json/go.mod

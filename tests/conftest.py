@@ -29,6 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KFGEN_KUSTOMIZE", str(PROJECT / ".tools" / "bin" / "kustomize"))
 os.environ.setdefault("KFGEN_CONFTEST", str(PROJECT / ".tools" / "bin" / "conftest"))
 os.environ.setdefault("KFGEN_YAML2JSON", str(PROJECT / ".tools" / "bin" / "yaml2json"))
+os.environ.setdefault("KFGEN_KUSTOMIZE_WORKER", str(PROJECT / ".tools" / "bin" / "kustomize-worker"))
 
 
 def source_cache_dirs() -> list[Path]:

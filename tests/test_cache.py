@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from conftest import PROJECT, shipped_spec
-from kfgen.build import Builder, build_environment, kustomize_build, split_crds
+from kfgen.build import Builder, build_environment, split_crds
 from kfgen.buildcache import BuildCache
+from kfgen.kustomize import find_kustomize, kustomize_build
 from kfgen.yamlio import load_all_plain
 
 
@@ -29,7 +30,7 @@ def test_shared_crd_layer_builds_what_kustomize_builds_directly(make_project, tm
     plan = project.plan()
     env = plan.environment("prod")
     for planned in env.components:
-        direct = load_all_plain(kustomize_build(builder.kustomize, project.root / "overlays/prod" / planned.name))
+        direct = load_all_plain(kustomize_build(find_kustomize(PROJECT), project.root / "overlays/prod" / planned.name))
         shared, _, _ = builder.overlay("prod", planned.name)
         assert sorted(direct, key=_key) == sorted(load_all_plain(shared), key=_key), planned.name
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from conftest import PROJECT, TempProject, shipped_spec, spec_for_release
-from kfgen.build import find_kustomize, kustomize_build
 from kfgen.catalog import load_catalog
 from kfgen.credentials import required_secrets
+from kfgen.kustomize import find_kustomize, kustomize_build
 from kfgen.objects import check_environment
 from kfgen.yamlio import load_all_plain
 

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,13 +24,12 @@ from typing import Any
 
 from .buildcache import BuildCache, digest_files, digest_text
 from .errors import BuildError, InputError
+from .kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize_worker, tool_identity
 from .plan import EnvironmentPlan
 from .refs import RemoteDir, parse_remote
 from .sources import LOCK_FILE, SourceCache, vendor, verify_vendor, write_lock
 from .tools import find_tool
 from .yamlio import dump, load_all_plain, load_plain
-
-KUSTOMIZE_VERSION = "v5.8.1"
 
 
 @dataclass
@@ -65,11 +65,6 @@ class EnvironmentBuild:
         return [obj for c in self.components for obj in c.objects]
 
 
-def find_kustomize(project_root: Path) -> str:
-    """The pinned kustomize."""
-    return find_tool("kustomize", project_root, KUSTOMIZE_VERSION)
-
-
 def find_yaml2json(project_root: Path) -> str | None:
     """The project's YAML-to-JSON converter (tools/yaml2json), built by `make tools`; optional."""
     return find_tool("yaml2json", project_root, required=False)
@@ -79,14 +74,6 @@ def yaml_to_json_lines(converter: str, text: str) -> str:
     result = subprocess.run([converter], input=text, capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"cannot convert kustomize output to JSON: {result.stderr.strip()}")
-    return result.stdout
-
-
-def kustomize_build(kustomize: str, directory: Path) -> str:
-    result = subprocess.run([kustomize, "build", str(directory)], capture_output=True, text=True)
-    if result.returncode != 0:
-        errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("# Warning")]
-        raise BuildError(f"kustomize build {directory} failed:\n" + "\n".join(errors[-20:]))
     return result.stdout
 
 
@@ -149,16 +136,28 @@ class Builder:
     """
 
     def __init__(self, project_root: Path, tree: Path, cache: BuildCache | None = None):
-        self.kustomize = find_kustomize(project_root)
+        worker = find_kustomize_worker(project_root)
+        self.kustomize = KustomizePool(worker)
+        weakref.finalize(self, self.kustomize.close)  # the workers exit with the Builder at the latest
         self.converter = find_yaml2json(project_root)
         self.tree = tree
         self.cache = cache
         lock = tree / LOCK_FILE
-        self.inputs = digest_text(KUSTOMIZE_VERSION, _tool_identity(self.kustomize),
+        self.inputs = digest_text(KUSTOMIZE_VERSION, tool_identity(worker),
                                   lock.read_text(encoding="utf-8") if lock.is_file() else "")
         self._bases: dict[str, tuple[str, str, str]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the kustomize workers (they also stop when the Builder is collected)."""
+        self.kustomize.close()
+
+    def __enter__(self) -> Builder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _cached(self, key: str, make: Callable[[], str]) -> tuple[str, bool, str]:
         if self.cache is not None:
@@ -190,7 +189,7 @@ class Builder:
             if component not in self._bases:
                 folder = self.tree / "base" / component
                 key = digest_text("base", self.inputs, digest_files(folder))
-                text, _, _ = self._cached(key, lambda: kustomize_build(self.kustomize, folder))
+                text, _, _ = self._cached(key, lambda: self.kustomize.build(folder))
                 self._bases[component] = (key, *split_crds(text))
             return self._bases[component]
 
@@ -200,7 +199,7 @@ class Builder:
         if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder):
             outside = [d for d in _outside_resources(folder) if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
             key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"), digest_files(*outside))
-            return self._cached(key, lambda: kustomize_build(self.kustomize, folder))
+            return self._cached(key, lambda: self.kustomize.build(folder))
         base_key, crds, rest = self.base(component)
         key = digest_text("overlay", self.inputs, base_key, digest_files(folder))
 
@@ -221,7 +220,7 @@ class Builder:
                     (root / "base" / component).mkdir(parents=True)
                     (root / "base" / component / "objects.yaml").write_text(rest, encoding="utf-8")
                     (root / "base" / component / "kustomization.yaml").write_text("resources:\n- objects.yaml\n", encoding="utf-8")
-                return _join(crds, kustomize_build(self.kustomize, target))
+                return _join(crds, self.kustomize.build(target))
 
         return self._cached(key, make)
 
@@ -244,11 +243,6 @@ def _outside_resources(folder: Path) -> list[Path]:
     kustomization = load_plain((folder / "kustomization.yaml").read_text(encoding="utf-8")) or {}
     return [(folder / r).resolve() for r in kustomization.get("resources") or []
             if r.startswith("../") and r != f"../../../base/{folder.name}"]
-
-
-def _tool_identity(path: str) -> str:
-    stat = os.stat(path)
-    return f"{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _weight(planned) -> int:

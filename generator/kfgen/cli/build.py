@@ -6,16 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..build import build_environment, build_tree, format_summary, write_build
-from .common import (
-    add_build_arguments,
-    add_project_arguments,
-    add_source_arguments,
-    build_cache,
-    load_project,
-    progress_printer,
-    source_cache,
-)
+from ..build import format_summary, write_build
+from .common import add_build_arguments, add_project_arguments, add_source_arguments, built_environments, load_project
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,9 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     env_plan = project.plan.environment(args.env or project.platform.default_environment)
-    with build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree:
-        build = build_environment(project.root, env_plan, args.jobs, progress_printer(f"build {env_plan.name}"), tree,
-                                  build_cache(args, project.root))
+    [(_, build)] = list(built_environments(project, args, [env_plan]))
     write_build(build, Path(args.out))
     if args.output == "json":
         print(json.dumps({"environment": build.environment, "seconds": round(build.seconds, 3),

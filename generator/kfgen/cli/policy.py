@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..build import find_kustomize, kustomize_build
+from ..kustomize import find_kustomize, kustomize_build
 from ..policies import (
     environment_settings,
     find_conftest,

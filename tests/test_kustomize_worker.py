@@ -1,0 +1,95 @@
+"""tools/kustomize-worker: the kustomize binary's output, byte for byte, from one long-lived process."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT
+from kfgen.errors import BuildError
+from kfgen.kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize, find_kustomize_worker, kustomize_build
+
+
+@pytest.fixture
+def pool():
+    workers = KustomizePool(find_kustomize_worker(PROJECT))
+    yield workers
+    workers.close()
+
+
+def test_every_base_and_overlay_builds_to_the_binarys_bytes(make_project, pool):
+    """One worker builds them all in turn, so state one build leaves behind would show in the next."""
+    project = make_project()
+    project.vendor()
+    project.render()
+    binary = find_kustomize(PROJECT)
+    folders = sorted(p.parent for p in [*project.root.glob("base/*/kustomization.yaml"),
+                                        *project.root.glob("overlays/prod/*/kustomization.yaml")])
+    assert len(folders) > 40
+    for folder in folders:
+        assert pool.build(folder) == kustomize_build(binary, folder), folder
+
+
+def _widget_project(root: Path, custom_schema: bool) -> Path:
+    """A patch of a list that merges by name only under a custom OpenAPI schema; without it, it replaces."""
+    root.mkdir()
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  parts:\n  - name: {}\n    size: {}\n"
+    (root / "widget.yaml").write_text(widget.format("a", 1))
+    (root / "patch.yaml").write_text(widget.format("b", 2))
+    kustomization = "resources:\n- widget.yaml\npatches:\n- path: patch.yaml\n"
+    if custom_schema:
+        parts = {"type": "array", "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge",
+                 "items": {"type": "object", "properties": {"name": {"type": "string"}, "size": {"type": "integer"}}}}
+        schema = {"definitions": {"com.example.v1.Widget": {
+            "type": "object", "x-kubernetes-group-version-kind": [{"group": "example.com", "kind": "Widget", "version": "v1"}],
+            "properties": {"spec": {"type": "object", "properties": {"parts": parts}}}}}}
+        (root / "schema.json").write_text(json.dumps(schema))
+        kustomization += "openapi:\n  path: schema.json\n"
+    (root / "kustomization.yaml").write_text(kustomization)
+    return root
+
+
+def test_a_custom_openapi_schema_is_forgotten_after_its_build(tmp_path, pool):
+    custom = _widget_project(tmp_path / "custom", custom_schema=True)
+    plain = _widget_project(tmp_path / "plain", custom_schema=False)
+    binary = find_kustomize(PROJECT)
+    merged = pool.build(custom)
+    assert re.findall(r"name: (\w)", merged) == ["w", "b", "a"]  # the schema's merge key applied
+    replaced = pool.build(plain)
+    assert re.findall(r"name: (\w)", replaced) == ["w", "b"]
+    assert (merged, replaced) == (kustomize_build(binary, custom), kustomize_build(binary, plain))
+
+
+def test_a_failed_build_names_its_folder_and_the_worker_goes_on(tmp_path, pool):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "kustomization.yaml").write_text("resources:\n- missing.yaml\n")
+    with pytest.raises(BuildError) as raised:
+        pool.build(broken)
+    with pytest.raises(BuildError) as from_binary:
+        kustomize_build(find_kustomize(PROJECT), broken)
+    assert str(raised.value) == str(from_binary.value)
+    assert f"kustomize build {broken} failed" in str(raised.value) and "missing.yaml" in str(raised.value)
+    good = _widget_project(tmp_path / "good", custom_schema=False)
+    assert pool.build(good) == kustomize_build(find_kustomize(PROJECT), good)
+
+
+def test_a_worker_that_dies_is_reported_with_what_it_said(tmp_path):
+    program = tmp_path / "dying-worker"
+    program.write_text("#!/bin/sh\nread directory\necho \"cannot go on with $directory\" >&2\nexit 3\n")
+    program.chmod(program.stat().st_mode | stat.S_IXUSR)
+    workers = KustomizePool(str(program))
+    with pytest.raises(BuildError, match=r"kustomize-worker stopped while building /some/where: cannot go on with /some/where"):
+        workers.build(Path("/some/where"))
+    workers.close()
+
+
+def test_the_worker_is_built_against_the_pinned_kustomize():
+    go_mod = (PROJECT / "tools" / "kustomize-worker" / "go.mod").read_text()
+    makefile = (PROJECT / "Makefile").read_text()
+    assert re.search(rf"^\tsigs\.k8s\.io/kustomize/kustomize/v5 {re.escape(KUSTOMIZE_VERSION)}$", go_mod, re.MULTILINE)
+    assert f"KUSTOMIZE_VERSION := {KUSTOMIZE_VERSION}" in makefile
