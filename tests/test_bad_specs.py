@@ -195,9 +195,9 @@ def test_usage_errors_exit_2():
 def test_internal_error_exits_70_without_traceback(project):
     project.spec_path.write_bytes((CORPUS / "_valid.yaml").read_bytes())
     # A bug anywhere below the CLI: the plan step fails in a way no error type covers.
-    program = ("import sys, kfgen.cli.common as common\n"
+    program = ("import sys, kfgen.plan as plan\n"
                "def broken(*args, **kwargs): raise RuntimeError('boom')\n"
-               "common.make_plan = broken\n"
+               "plan.make_plan = broken\n"
                "from kfgen.cli import entry\n"
                "sys.argv = ['kfgen', 'validate', '--project', sys.argv[1]]\n"
                "entry()\n")

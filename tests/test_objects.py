@@ -15,7 +15,7 @@ from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 from conftest import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.build import EnvironmentBuild
 from kfgen.catalog import load_catalog
-from kfgen.cli.check import controller_crds, gitops_objects
+from kfgen.cli.check_full import controller_crds, gitops_objects
 from kfgen.errors import InputError
 from kfgen.objects import CrdIndex, Finding, Validator, check_environment, check_objects, kubernetes_schemas
 from kfgen.plan import Plan, make_plan

@@ -1,47 +1,19 @@
-"""kfgen check: generated files equal a fresh render (drift), and every built object passes the object checks."""
+"""kfgen check: generated files equal a fresh render (drift), and every built object passes the object checks.
+
+A check of exactly the inputs of an earlier one repeats that check's report from its record (see
+checkrecord.py) instead of running again; --no-cache and --server always run in full.
+"""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-from dataclasses import asdict
+import contextlib
+import io
+import sys
+import time
 from pathlib import Path
-from typing import Any
 
-from .. import objects as objects_module
-from ..apply import ApplyReport, Cluster, apply_environment, rejections
-from ..apply import summary as apply_summary
-from ..build import find_yaml2json, yaml_to_json_lines
-from ..buildcache import BuildCache, digest_text
-from ..credentials import prerequisite_files
-from ..gitops import gitops_documents
-from ..objects import EnvironmentReport, Finding, check_environment
-from ..output import drift
-from ..plan import EnvironmentPlan, Plan
-from ..policies import PolicyException, PolicyReport, find_conftest, load_exceptions, unused_exceptions
-from ..policies import checked_environment as checked_policies
-from ..refs import RemoteDir
-from ..render import render
-from ..sources import SourceCache
-from ..yamlio import load_all_plain
-from .common import (
-    add_build_arguments,
-    add_project_arguments,
-    add_source_arguments,
-    build_cache,
-    built_environments,
-    load_project,
-    progress_printer,
-    source_cache,
-)
-
-# The CRDs of the GitOps controllers, for validating the objects under gitops/<env>/.
-CONTROLLER_CRDS: dict[str, tuple[RemoteDir, ...]] = {
-    "argocd": (RemoteDir("github.com", "argoproj", "argo-cd", "v3.5.1", "manifests/crds"),),
-    "flux": (RemoteDir("github.com", "fluxcd", "source-controller", "v1.9.1", "config/crd/bases"),
-             RemoteDir("github.com", "fluxcd", "kustomize-controller", "v1.9.4", "config/crd/bases")),
-}
+from .common import add_build_arguments, add_project_arguments, add_source_arguments, build_cache
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,145 +28,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def controller_crd_files(engine: str, cache: SourceCache) -> list[Path]:
-    files: list[Path] = []
-    for root in CONTROLLER_CRDS.get(engine, ()):
-        _, folder = cache.find(root)
-        files.extend(p for p in sorted(folder.glob("*.yaml")) if p.name != "kustomization.yaml")
-    return files
+def _records(args: argparse.Namespace):
+    """The check records of this project and these arguments, or None when a check must always run."""
+    from ..checkrecord import CheckRecords
 
-
-def controller_crds(engine: str, cache: SourceCache) -> list[dict[str, Any]]:
-    """The CustomResourceDefinitions of a GitOps engine, from the source caches."""
-    crds: list[dict[str, Any]] = []
-    converter = find_yaml2json(Path(__file__).resolve().parents[3])
-    for path in controller_crd_files(engine, cache):
-        text = path.read_text(encoding="utf-8")
-        documents = ([json.loads(line) for line in yaml_to_json_lines(converter, text).splitlines() if line] if converter
-                     else load_all_plain(text))
-        crds.extend(doc for doc in documents if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition")
-    return crds
-
-
-def _verdict_key(project, env_plan: EnvironmentPlan, build, gitops: list[dict[str, Any]], crd_files: list[Path]) -> str | None:
-    """Everything a verdict depends on: the checks' code, the objects (by build key), the schemas' inputs."""
-    if not all(c.key for c in build.components):
+    cache = build_cache(args, Path(args.project).resolve())
+    if cache is None or args.server:  # a cluster is not an input a fingerprint can vouch for
         return None
-    graph = {p.name: list(p.component.depends_on) for p in env_plan.components}
-    return digest_text("check", Path(objects_module.__file__).read_text(encoding="utf-8"), project.platform.kubernetes_version,
-                       json.dumps([c.key for c in build.components]), json.dumps(graph, sort_keys=True),
-                       json.dumps(gitops, sort_keys=True), *(hashlib.sha256(p.read_bytes()).hexdigest() for p in crd_files))
-
-
-def _checked(project, env_plan: EnvironmentPlan, build, cache: SourceCache, verdicts: BuildCache | None,
-             crds: list[list[dict[str, Any]]]) -> EnvironmentReport:
-    """The object checks of one environment, or their cached verdict when nothing they depend on changed."""
-    gitops = gitops_objects(project.plan, env_plan)
-    engine = project.platform.gitops.engine
-    prerequisites = prerequisite_files(env_plan.environment)
-    key = _verdict_key(project, env_plan, build, gitops, controller_crd_files(engine, cache) + prerequisites) if verdicts else None
-    stored = verdicts.get(key) if key else None
-    if stored is not None:
-        data = json.loads(stored)
-        return EnvironmentReport(data["environment"], data["objects"], tuple(Finding(**f) for f in data["findings"]), 0.0)
-    if not crds:
-        crds.append(controller_crds(engine, cache))
-    report = check_environment(build, project.plan, crds[0], gitops)
-    if key:
-        verdicts.put(key, json.dumps({"environment": report.environment, "objects": report.objects,
-                                      "findings": [asdict(f) for f in report.findings]}))
-    return report
-
-
-def gitops_objects(plan: Plan, env_plan: EnvironmentPlan) -> list[dict[str, Any]]:
-    """The objects under gitops/<env>/, without the kustomizations that list them."""
-    return [doc for name, documents in gitops_documents(plan, env_plan).items()
-            if name.rsplit("/", 1)[-1] != "kustomization.yaml" for doc in documents]
-
-
-def _escape(text: str, property_value: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
-
-
-def _source_file(finding: Finding) -> str:
-    if finding.component == "gitops":
-        return f"gitops/{finding.environment}/kustomization.yaml"
-    return f"overlays/{finding.environment}/{finding.component}/kustomization.yaml"
+    root = Path(args.project).resolve()
+    spec = Path(args.spec).resolve() if args.spec else root / "platform.yaml"
+    arguments = [f"output={args.output}", f"env={args.env}", f"drift_only={args.drift_only}", *args.source_cache]
+    return CheckRecords(cache, root, spec, arguments)
 
 
 def run(args: argparse.Namespace) -> int:
-    project = load_project(args)
-    env_plans = [project.plan.environment(args.env)] if args.env else list(project.plan.environments)
-    drifted = drift(render(project.plan), project.root)
-    results: list[tuple[EnvironmentReport, float]] = []
-    server: list[ApplyReport] = []
-    policy_reports: list[PolicyReport] = []
-    unused: list[PolicyException] = []
-    if not args.drift_only:
-        cache = source_cache(args, project.root)
-        crds: list[list[dict[str, Any]]] = []  # loaded once, and only when a verdict is not cached
-        verdicts = build_cache(args, project.root)
-        cluster = Cluster(args.server) if args.server else None
-        policy_dir = project.root / "policies"
-        exceptions = load_exceptions(policy_dir)
-        conftest = find_conftest(project.root)
-        for env_plan, build in built_environments(project, args, env_plans):
-            results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
-            policy_reports.append(checked_policies(conftest, policy_dir, env_plan.environment, {c.name: c.objects for c in build.components},
-                                                   exceptions, verdicts, [c.key for c in build.components]))
-            if cluster is not None:
-                server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
-    findings = [f for report, _ in results for f in report.findings]
-    refused = rejections(server)
-    violations = [v for report in policy_reports for v in report.violations]
-    if policy_reports and not args.env:  # an exception is unused only if no environment needs it
-        unused = unused_exceptions(exceptions, policy_reports)
-    if args.output == "json":
-        print(json.dumps({
-            "drift": drifted,
-            "policy": [v.__dict__ for v in violations],
-            "unusedExceptions": [e.__dict__ for e in unused],
-            "server": [{"environment": r.environment, "component": r.component, "kind": r.ref.kind, "namespace": r.ref.namespace,
-                        "name": r.ref.name, "message": r.message} for r in refused],
-            "environments": [{"environment": r.environment, "objects": r.objects, "findings": len(r.findings),
-                              "build_seconds": round(seconds, 3), "check_seconds": round(r.seconds, 3)} for r, seconds in results],
-            "findings": [asdict(f) for f in findings],
-        }))
-    else:
-        github = args.output == "github"
-        for path in drifted:
-            print(f"::error file={_escape(path, True)}::generated file differs from a fresh render; run `kfgen render`" if github
-                  else f"drift: {path} differs from a fresh render")
-        for f in findings:
-            if github:
-                title = _escape(f"kfgen check {f.environment}/{f.component}", True)
-                print(f"::error file={_escape(_source_file(f), True)},title={title}::{_escape(f.format())}")
-            else:
-                print(f.format())
-        for report, seconds in results:
-            count = len(report.findings)
-            print(f"objects {report.environment}: {report.objects} objects validated, {count} finding{'' if count == 1 else 's'}, "
-                  f"built in {seconds:.1f}s, checked in {report.seconds:.2f}s")
-        for v in violations:
-            print(f"::error title=policy {v.rule}::{_escape(v.format())}" if github else f"policy: {v.format()}")
-        for e in unused:
-            print(f"policies/exceptions.yaml: exception for [{e.rule}] {e.object} matches nothing; remove it")
-        for rejection in refused:
-            print(f"server: {rejection.format()}")
-        for report in server:
-            print(f"server {apply_summary(report)}")
-        summary = [f"{len(drifted)} generated files drifted; run `kfgen render`" if drifted else "no drift"]
-        if results:
-            summary.append(f"{len(findings)} object findings in {len(results)} environments" if findings
-                           else f"every object of {len(results)} environments valid")
-        if policy_reports:
-            excepted = sum(len(r.excepted) for r in policy_reports)
-            summary.append(f"{len(violations)} policy violations" if violations
-                           else f"every policy passes ({excepted} documented exceptions)")
-        if unused:
-            summary.append(f"{len(unused)} unused policy exceptions")
-        if server:
-            summary.append(f"{len(refused)} objects rejected by the API server" if refused else "the API server accepts every object")
-        print("check: " + "; ".join(summary))
-    return 1 if drifted or findings or refused or violations or unused else 0
+    records = _records(args)
+    record = records.recall() if records else None
+    if record is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.written))
+        sys.stderr.write(f"kfgen check: nothing changed since the check of {when}; its report follows (--no-cache runs it again)\n")
+        sys.stdout.write(record.stdout)
+        return record.exit_code
+    from .check_full import run_check  # imported only when the check runs: a repeated check does not pay for it
+
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        outcome = run_check(args)
+    sys.stdout.write(report.getvalue())
+    if records is not None and outcome.outside_files is not None:
+        records.remember(outcome.exit_code, report.getvalue(), outcome.outside_files)
+    return outcome.exit_code

@@ -10,16 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..catalog import Catalog, load_catalog
 from ..errors import InputError
-from ..plan import EnvironmentPlan, Plan, make_plan
-from ..spec import Platform, load_platform
 
-# Building is imported where it is used: verbs that only validate or render do not need it.
+# The catalog, spec and plan (and their JSON Schema validation) are imported when a project is loaded,
+# and building where it is used: a repeated check answered from its record needs none of them.
 if TYPE_CHECKING:
     from ..build import EnvironmentBuild
     from ..buildcache import BuildCache
+    from ..catalog import Catalog
+    from ..plan import EnvironmentPlan, Plan
     from ..sources import SourceCache
+    from ..spec import Platform
 
 
 def add_project_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,10 @@ class Project:
 
 
 def load_project(args: argparse.Namespace) -> Project:
+    from ..catalog import load_catalog
+    from ..plan import make_plan
+    from ..spec import load_platform
+
     root = Path(args.project).resolve()
     if not (root / "components").is_dir():
         raise InputError(f"{root} has no components/ catalog; run from the project root or pass --project")
