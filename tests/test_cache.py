@@ -31,7 +31,7 @@ def test_shared_crd_layer_builds_what_kustomize_builds_directly(make_project, tm
     env = plan.environment("prod")
     for planned in env.components:
         direct = load_all_plain(kustomize_build(find_kustomize(PROJECT), project.root / "overlays/prod" / planned.name))
-        shared, _, _ = builder.overlay("prod", planned.name)
+        shared = builder.overlay("prod", planned.name).text
         assert sorted(direct, key=_key) == sorted(load_all_plain(shared), key=_key), planned.name
 
 

@@ -159,27 +159,30 @@ class Builder:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _cached(self, key: str, make: Callable[[], str]) -> tuple[str, bool, str]:
+    def _cached(self, key: str, make: Callable[[], str]) -> tuple[str, bool]:
         if self.cache is not None:
             text = self.cache.get(key)
             if text is not None:
-                return text, True, key
+                return text, True
         text = make()
         if self.cache is not None:
             self.cache.put(key, text)
-        return text, False, key
+        return text, False
 
-    def json_lines(self, key: str, text: str) -> str | None:
-        """The objects of text as JSON lines (cached beside it), converted outside the interpreter's lock."""
+    def json_lines(self, output: OverlayOutput) -> str | None:
+        """The objects of an output as JSON lines, converted outside the interpreter's lock. Each part is
+        converted and cached on its own: a base's CRDs once for every environment."""
         if self.converter is None:
             return None
-        stored = self.cache.get(f"{key}-json") if self.cache is not None else None
-        if stored is not None:
-            return stored
-        lines = yaml_to_json_lines(self.converter, text)
-        if self.cache is not None:
-            self.cache.put(f"{key}-json", lines)
-        return lines
+        converted = []
+        for key, text in output.parts:
+            stored = self.cache.get(f"{key}-json") if self.cache is not None else None
+            if stored is None:
+                stored = yaml_to_json_lines(self.converter, text)
+                if self.cache is not None:
+                    self.cache.put(f"{key}-json", stored)
+            converted.append(stored)
+        return "".join(converted)
 
     def base(self, component: str) -> tuple[str, str, str]:
         """(key, CRDs, other objects) of a component's base, built once per run."""
@@ -189,19 +192,21 @@ class Builder:
             if component not in self._bases:
                 folder = self.tree / "base" / component
                 key = digest_text("base", self.inputs, digest_files(folder))
-                text, _, _ = self._cached(key, lambda: self.kustomize.build(folder))
+                text, _ = self._cached(key, lambda: self.kustomize.build(folder))
                 self._bases[component] = (key, *split_crds(text))
             return self._bases[component]
 
-    def overlay(self, env: str, component: str) -> tuple[str, bool, str]:
-        """The component's objects in env as YAML text, whether they came from the cache, and their key."""
+    def overlay(self, env: str, component: str) -> OverlayOutput:
+        """The component's objects in env."""
         folder = self.tree / "overlays" / env / component
         if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder):
             outside = [d for d in _outside_resources(folder) if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
             key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"), digest_files(*outside))
-            return self._cached(key, lambda: self.kustomize.build(folder))
+            text, cached = self._cached(key, lambda: self.kustomize.build(folder))
+            return OverlayOutput(key, ((key, text),) if text else (), cached)
         base_key, crds, rest = self.base(component)
-        key = digest_text("overlay", self.inputs, base_key, digest_files(folder))
+        # The entry holds the overlay's own output only; the base's CRDs are joined in front of it.
+        key = digest_text("overlay-on-base", self.inputs, base_key, digest_files(folder))
 
         def make() -> str:
             with tempfile.TemporaryDirectory(prefix="kfgen-overlay-") as scratch:
@@ -214,15 +219,30 @@ class Builder:
                     kustomization["resources"] = [r for r in kustomization.get("resources") or []
                                                   if r != f"../../../base/{component}"]
                     if not kustomization["resources"]:
-                        return crds
+                        return ""
                     (target / "kustomization.yaml").write_text(dump(kustomization), encoding="utf-8")
                 else:
                     (root / "base" / component).mkdir(parents=True)
                     (root / "base" / component / "objects.yaml").write_text(rest, encoding="utf-8")
                     (root / "base" / component / "kustomization.yaml").write_text("resources:\n- objects.yaml\n", encoding="utf-8")
-                return _join(crds, self.kustomize.build(target))
+                return self.kustomize.build(target)
 
-        return self._cached(key, make)
+        own, cached = self._cached(key, make)
+        parts = ((f"{base_key}-crds", crds), (key, own))
+        return OverlayOutput(key, tuple((k, t) for k, t in parts if t), cached)
+
+
+@dataclass(frozen=True)
+class OverlayOutput:
+    """A component's built objects in one environment, as the YAML parts they were built in."""
+
+    key: str  # the build cache key that identifies the whole output
+    parts: tuple[tuple[str, str], ...]  # (cache key, YAML text): a base's CRDs, then the overlay's own objects
+    cached: bool  # whether the overlay came from the cache
+
+    @property
+    def text(self) -> str:
+        return _join(*(text for _, text in self.parts))
 
 
 def _needs_direct_build(folder: Path) -> bool:
@@ -273,9 +293,9 @@ def build_environment(
     def one(planned) -> ComponentBuild:
         nonlocal done
         begin = time.perf_counter()
-        text, cached, key = builder.overlay(env_plan.name, planned.name)
-        build = ComponentBuild(planned.name, planned.wave, text, time.perf_counter() - begin, cached, key,
-                               builder.json_lines(key, text))
+        output = builder.overlay(env_plan.name, planned.name)
+        build = ComponentBuild(planned.name, planned.wave, output.text, time.perf_counter() - begin, output.cached, output.key,
+                               builder.json_lines(output))
         with count_lock:
             done += 1
             if progress:
