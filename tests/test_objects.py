@@ -17,7 +17,7 @@ from kfgen.build import EnvironmentBuild
 from kfgen.catalog import load_catalog
 from kfgen.cli.check_full import controller_crds, gitops_objects
 from kfgen.errors import InputError
-from kfgen.objects import CrdIndex, Finding, Validator, check_environment, check_objects, kubernetes_schemas
+from kfgen.objects import CrdIndex, Finding, Validator, Violation, check_environment, check_objects, kubernetes_schemas
 from kfgen.plan import Plan, make_plan
 from kfgen.sources import SourceCache
 from kfgen.spec import resolve
@@ -103,6 +103,34 @@ def test_gitops_objects_of_both_engines_validate_against_the_controller_crds(eng
 
 def _findings(build: EnvironmentBuild, plan: Plan, **kwargs) -> list[Finding]:
     return list(check_environment(build, plan, **kwargs).findings)
+
+
+def test_known_verdicts_are_used_for_unchanged_objects_only(local, plan, tmp_path):
+    """A verdict from an earlier check stands for an object only while the object and its schemas are unchanged."""
+    first = check_environment(local, plan)
+    assert len(first.verdicts) > 500 and first.findings == ()
+    again = check_environment(local, plan, known=first.verdicts)
+    assert (again.findings, again.verdicts) == (first.findings, first.verdicts)
+    # A planted verdict shows the known ones are consulted: every object of the build takes it.
+    planted = {digest: (Violation("spec", "planted"),) for digest in first.verdicts}
+    assert {f.message for f in check_environment(local, plan, known=planted).findings} == {"planted"}
+    # An object edited after the build has no digest of its own: it is validated, and nothing else changes.
+    component, _ = _object(local, "Deployment", "ml-pipeline")
+
+    def edit(obj):
+        obj["spec"]["replicas"] = "two"
+        return obj
+
+    edited = _with(local, component, edit=("Deployment", "ml-pipeline", edit))
+    findings = check_environment(edited, plan, known=planted).findings
+    assert [(f.name, f.field) for f in findings if f.component == component] == [("ml-pipeline", "spec.replicas")]
+    # A changed CRD changes the digest of every object: none of the planted verdicts applies.
+    crd_component = next(c for c in local.components if any(o["kind"] == "CustomResourceDefinition" for o in c.objects))
+    described = crd_component.json_lines.replace('"openAPIV3Schema":{', '"openAPIV3Schema":{"description":"x",', 1)
+    assert described != crd_component.json_lines
+    changed = dataclasses.replace(crd_component, _objects=None, json_lines=described)
+    rebuilt = EnvironmentBuild(local.environment, tuple(changed if c is crd_component else c for c in local.components), local.seconds)
+    assert check_environment(rebuilt, plan, known=planted).findings == ()
 
 
 def test_unknown_field_in_a_deployment(local, plan):

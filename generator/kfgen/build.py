@@ -6,6 +6,7 @@ source mode it builds a temporary copy whose remote bases are resolved from the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -42,16 +43,26 @@ class ComponentBuild:
     key: str = ""  # the build cache key of this output
     json_lines: str | None = field(default=None, repr=False)  # one JSON object per line, when converted
     _objects: list[dict[str, Any]] | None = field(default=None, repr=False)
+    # Not an init field: a copy made with other _objects (dataclasses.replace) has no digests of its own.
+    _digests: list[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def objects(self) -> list[dict[str, Any]]:
         """Parsed on first use: from the JSON lines the build converted, else from the YAML text."""
         if self._objects is None:
             if self.json_lines is not None:
-                self._objects = [json.loads(line) for line in self.json_lines.splitlines() if line]
+                lines = [line for line in self.json_lines.splitlines() if line]
+                self._objects = [json.loads(line) for line in lines]
+                self._digests = [hashlib.sha256(line.encode()).digest() for line in lines]
             else:
                 self._objects = load_all_plain(self.text)
         return self._objects
+
+    @property
+    def object_digests(self) -> list[bytes] | None:
+        """sha256 of each object's JSON line, as built; None when the objects did not come from JSON lines."""
+        self.objects  # noqa: B018 (parsing is what sets the digests)
+        return self._digests
 
 
 @dataclass(frozen=True)

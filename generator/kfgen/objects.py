@@ -20,7 +20,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,9 @@ class EnvironmentReport:
     objects: int
     findings: tuple[Finding, ...]
     seconds: float
+    # The schema verdict of each built object, by a digest of the object and the schemas it was held
+    # to: given back to the next check of the environment, it spares validating what did not change.
+    verdicts: Mapping[str, tuple[Violation, ...]] = field(default_factory=dict, repr=False, compare=False)
 
 
 # Paths are built as linked pairs (parent, key) while validating, and flattened only for errors.
@@ -717,13 +720,37 @@ def _dependencies(catalog: Catalog, name: str) -> set[str]:
     return seen
 
 
+def _object_digests(build: EnvironmentBuild, owned: list[tuple[str, dict[str, Any]]], kubernetes: KubernetesSchemas,
+                    other_crds: Sequence[dict[str, Any]]) -> list[str] | None:
+    """For each owned object, a digest of it and of every schema it can be held to (the Kubernetes schemas
+    and all the environment's CRDs), or None when its objects did not all come from JSON lines."""
+    per_component = [c.object_digests for c in build.components]
+    if any(digests is None for digests in per_component):
+        return None
+    objects = [digest for digests in per_component for digest in digests]
+    schemas = hashlib.sha256()
+    definitions = kubernetes.directory / "_definitions.json"
+    schemas.update(f"{kubernetes.directory}:{definitions.stat().st_size}:{definitions.stat().st_mtime_ns}".encode())
+    schemas.update(Path(__file__).read_bytes())  # the validator itself
+    for (_, obj), digest in zip(owned, objects, strict=True):
+        if _is_crd(obj):
+            schemas.update(digest)
+    schemas.update(json.dumps(list(other_crds), sort_keys=True).encode())
+    common = schemas.digest()
+    return [hashlib.sha256(common + digest).hexdigest() for digest in objects]
+
+
 def check_environment(
     build: EnvironmentBuild,
     plan: Plan,
     controller_crds: Sequence[dict[str, Any]] = (),
     gitops_objects: Sequence[dict[str, Any]] = (),
+    known: Mapping[str, tuple[Violation, ...]] | None = None,
 ) -> EnvironmentReport:
-    """Every check on one environment's built objects (and the GitOps objects that deploy it)."""
+    """Every check on one environment's built objects (and the GitOps objects that deploy it).
+
+    known holds schema verdicts from an earlier check (EnvironmentReport.verdicts): objects whose digest
+    it holds are not validated again."""
     started = time.perf_counter()
     env = build.environment
     prerequisite_crds = load_prerequisite_crds(prerequisite_files(plan.environment(env).environment))
@@ -733,6 +760,18 @@ def check_environment(
                     + [(PREREQUISITE, crd) for crd in prerequisite_crds])
     validator = Validator(kubernetes, crds)
     findings: list[Finding] = []
+    digests = _object_digests(build, owned, kubernetes, [*controller_crds, *prerequisite_crds])
+    known = known or {}
+    verdicts: dict[str, tuple[Violation, ...]] = {}
+
+    def validate(index: int | None, obj: Any) -> tuple[Violation, ...]:
+        """The object's schema violations, from known when it holds them."""
+        if index is None or digests is None:
+            return tuple(validator.validate(obj))
+        digest = digests[index]
+        if digest not in verdicts:
+            verdicts[digest] = known[digest] if digest in known else tuple(validator.validate(obj))
+        return verdicts[digest]
 
     def finding(component: str, obj: Any, field: str, message: str, check: str) -> None:
         metadata = _metadata(obj)
@@ -750,11 +789,12 @@ def check_environment(
     created = SYSTEM_NAMESPACES | {_metadata(obj).get("name") for _, obj in owned
                                    if isinstance(obj, dict) and obj.get("kind") == "Namespace" and _group(obj) == ""}
     closure: dict[str, set[str]] = {}
-    groups = ((owned, created), ([(GITOPS_COMPONENT, obj) for obj in gitops_objects], SYSTEM_NAMESPACES | {plan.platform.gitops.namespace}))
-    for objects, namespaces in groups:
+    gitops = [(GITOPS_COMPONENT, obj) for obj in gitops_objects]
+    groups = ((owned, created, True), (gitops, SYSTEM_NAMESPACES | {plan.platform.gitops.namespace}, False))
+    for objects, namespaces, built in groups:
         seen: dict[tuple[str, str, str, str], str] = {}
-        for component, obj in objects:
-            for violation in validator.validate(obj):
+        for index, (component, obj) in enumerate(objects):
+            for violation in validate(index if built else None, obj):
                 finding(component, obj, violation.field, violation.message, "schema")
             if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
                 continue
@@ -782,7 +822,7 @@ def check_environment(
                 provider = "the GitOps controller" if crd.component == CONTROLLER else f"component {crd.component}"
                 finding(component, obj, "kind", f"CRD {crd.name} comes from {provider}, which {component} does not depend on "
                                                 "(add it to dependsOn so that the CRD is applied first)", "crd-order")
-    return EnvironmentReport(env, len(owned) + len(gitops_objects), tuple(sorted(findings)), time.perf_counter() - started)
+    return EnvironmentReport(env, len(owned) + len(gitops_objects), tuple(sorted(findings)), time.perf_counter() - started, verdicts)
 
 
 def load_prerequisite_crds(files: Sequence[Path]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from ..build import find_yaml2json, yaml_to_json_lines
 from ..buildcache import BuildCache, digest_text
 from ..credentials import prerequisite_files
 from ..gitops import gitops_documents
-from ..objects import EnvironmentReport, Finding, check_environment
+from ..objects import EnvironmentReport, Finding, Violation, check_environment
 from ..output import drift
 from ..plan import EnvironmentPlan, Plan
 from ..policies import PolicyException, PolicyReport, find_conftest, load_exceptions, unused_exceptions
@@ -85,10 +85,15 @@ def _checked(project, env_plan: EnvironmentPlan, build, cache: SourceCache, verd
         return EnvironmentReport(data["environment"], data["objects"], tuple(Finding(**f) for f in data["findings"]), 0.0)
     if not crds:
         crds.append(controller_crds(engine, cache))
-    report = check_environment(build, project.plan, crds[0], gitops)
+    # The schema verdicts of the environment's objects at its last check: most objects did not change.
+    known_key = digest_text("object-verdicts", str(project.root), env_plan.name)
+    known = verdicts.get(known_key) if verdicts else None
+    report = check_environment(build, project.plan, crds[0], gitops,
+                               {digest: tuple(Violation(*v) for v in found) for digest, found in json.loads(known).items()} if known else None)
     if key:
         verdicts.put(key, json.dumps({"environment": report.environment, "objects": report.objects,
                                       "findings": [asdict(f) for f in report.findings]}))
+        verdicts.put(known_key, json.dumps({digest: [[v.field, v.message] for v in found] for digest, found in report.verdicts.items()}))
     return report
 
 
