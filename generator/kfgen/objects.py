@@ -721,9 +721,10 @@ def _dependencies(catalog: Catalog, name: str) -> set[str]:
 
 
 def _object_digests(build: EnvironmentBuild, owned: list[tuple[str, dict[str, Any]]], kubernetes: KubernetesSchemas,
-                    other_crds: Sequence[dict[str, Any]]) -> list[str] | None:
-    """For each owned object, a digest of it and of every schema it can be held to (the Kubernetes schemas
-    and all the environment's CRDs), or None when its objects did not all come from JSON lines."""
+                    other_crds: Sequence[dict[str, Any]], gitops_objects: Sequence[dict[str, Any]]) -> list[str] | None:
+    """For each owned object, then each GitOps object, a digest of it and of every schema it can be held to
+    (the Kubernetes schemas and all the environment's CRDs); None when the owned objects did not all come
+    from JSON lines (their digests are of those lines)."""
     per_component = [c.object_digests for c in build.components]
     if any(digests is None for digests in per_component):
         return None
@@ -737,6 +738,7 @@ def _object_digests(build: EnvironmentBuild, owned: list[tuple[str, dict[str, An
             schemas.update(digest)
     schemas.update(json.dumps(list(other_crds), sort_keys=True).encode())
     common = schemas.digest()
+    objects.extend(hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).digest() for obj in gitops_objects)
     return [hashlib.sha256(common + digest).hexdigest() for digest in objects]
 
 
@@ -760,13 +762,13 @@ def check_environment(
                     + [(PREREQUISITE, crd) for crd in prerequisite_crds])
     validator = Validator(kubernetes, crds)
     findings: list[Finding] = []
-    digests = _object_digests(build, owned, kubernetes, [*controller_crds, *prerequisite_crds])
+    digests = _object_digests(build, owned, kubernetes, [*controller_crds, *prerequisite_crds], gitops_objects)
     known = known or {}
     verdicts: dict[str, tuple[Violation, ...]] = {}
 
-    def validate(index: int | None, obj: Any) -> tuple[Violation, ...]:
-        """The object's schema violations, from known when it holds them."""
-        if index is None or digests is None:
+    def validate(index: int, obj: Any) -> tuple[Violation, ...]:
+        """The object's schema violations (index counts the owned objects, then the GitOps ones), from known when it holds them."""
+        if digests is None:
             return tuple(validator.validate(obj))
         digest = digests[index]
         if digest not in verdicts:
@@ -790,11 +792,11 @@ def check_environment(
                                    if isinstance(obj, dict) and obj.get("kind") == "Namespace" and _group(obj) == ""}
     closure: dict[str, set[str]] = {}
     gitops = [(GITOPS_COMPONENT, obj) for obj in gitops_objects]
-    groups = ((owned, created, True), (gitops, SYSTEM_NAMESPACES | {plan.platform.gitops.namespace}, False))
-    for objects, namespaces, built in groups:
+    groups = ((owned, created, 0), (gitops, SYSTEM_NAMESPACES | {plan.platform.gitops.namespace}, len(owned)))
+    for objects, namespaces, first in groups:
         seen: dict[tuple[str, str, str, str], str] = {}
-        for index, (component, obj) in enumerate(objects):
-            for violation in validate(index if built else None, obj):
+        for index, (component, obj) in enumerate(objects, start=first):
+            for violation in validate(index, obj):
                 finding(component, obj, violation.field, violation.message, "schema")
             if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
                 continue

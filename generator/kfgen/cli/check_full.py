@@ -50,14 +50,23 @@ def controller_crd_files(engine: str, cache: SourceCache) -> list[Path]:
     return files
 
 
-def controller_crds(engine: str, cache: SourceCache) -> list[dict[str, Any]]:
-    """The CustomResourceDefinitions of a GitOps engine, from the source caches."""
+def controller_crds(engine: str, cache: SourceCache, converted: BuildCache | None = None) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions of a GitOps engine, from the source caches (their JSON kept in
+    converted, by each file's digest)."""
     crds: list[dict[str, Any]] = []
     converter = find_yaml2json(Path(__file__).resolve().parents[3])
     for path in controller_crd_files(engine, cache):
         text = path.read_text(encoding="utf-8")
-        documents = ([json.loads(line) for line in yaml_to_json_lines(converter, text).splitlines() if line] if converter
-                     else load_all_plain(text))
+        if converter:
+            key = digest_text("controller-crds-json", hashlib.sha256(text.encode()).hexdigest())
+            lines = converted.get(key) if converted else None
+            if lines is None:
+                lines = yaml_to_json_lines(converter, text)
+                if converted:
+                    converted.put(key, lines)
+            documents = [json.loads(line) for line in lines.splitlines() if line]
+        else:
+            documents = load_all_plain(text)
         crds.extend(doc for doc in documents if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition")
     return crds
 
@@ -84,7 +93,7 @@ def _checked(project, env_plan: EnvironmentPlan, build, cache: SourceCache, verd
         data = json.loads(stored)
         return EnvironmentReport(data["environment"], data["objects"], tuple(Finding(**f) for f in data["findings"]), 0.0)
     if not crds:
-        crds.append(controller_crds(engine, cache))
+        crds.append(controller_crds(engine, cache, verdicts))
     # The schema verdicts of the environment's objects at its last check: most objects did not change.
     known_key = digest_text("object-verdicts", str(project.root), env_plan.name)
     known = verdicts.get(known_key) if verdicts else None
