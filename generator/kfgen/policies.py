@@ -21,12 +21,16 @@ from .buildcache import BuildCache, digest_text
 from .errors import InputError, Problem, ToolMissing
 from .spec import Environment
 from .tools import find_tool
-from .yamlio import dump, dump_all, load_file
+from .yamlio import load_file
 
 CONFTEST_VERSION = "v0.69.0"
+_CRD = "CustomResourceDefinition"
 EXCEPTIONS_FILE = "exceptions.yaml"
 _MESSAGE = re.compile(r"^\[(?P<rule>[a-z0-9-]+)\] (?P<object>[^:]+): (?P<message>.*)$")
 _EXCEPTED = re.compile(r"^\[excepted:(?P<rule>[a-z0-9-]+)\] (?P<object>.+)$")
+# Characters JSON leaves raw that YAML reads otherwise: DEL, the C1 controls and U+FFFE/U+FFFF are
+# refused, and NEL is a line break (folded into a space inside a string).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\ufffe\uffff]")
 
 
 @dataclass(frozen=True, order=True)
@@ -52,6 +56,14 @@ class Violation:
 
     def format(self) -> str:
         return f"{self.environment}/{self.component}: [{self.rule}] {self.object}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ComponentVerdict:
+    """What the policies say of one component's objects."""
+
+    violations: tuple[tuple[str, str, str], ...] = ()  # (rule, object, message), sorted
+    excepted: frozenset[tuple[str, str]] = frozenset()  # (rule, object) pairs that an exception covered
 
 
 @dataclass(frozen=True)
@@ -99,27 +111,37 @@ def environment_settings(environment: Environment) -> dict[str, Any]:
 def run_policies(conftest: str, policy_dir: Path, environment: str, settings: dict[str, Any],
                  objects: dict[str, list[dict[str, Any]]], exceptions: Iterable[PolicyException]) -> PolicyReport:
     """Run conftest over objects (by component) with settings and exceptions as data."""
+    # CRDs hold no workload, credential or role, and are most of the bytes: conftest would spend four
+    # fifths of its time parsing them for nothing. Characters stay raw: YAML refuses the \u-escaped
+    # surrogate pairs that ASCII-only JSON spells characters beyond the BMP with.
+    documents = {component: [json.dumps(o, ensure_ascii=False) for o in everything if o.get("kind") != _CRD]
+                 for component, everything in objects.items()}
+    return _report(environment, _run_conftest(conftest, policy_dir, settings, exceptions, documents))
+
+
+def _run_conftest(conftest: str, policy_dir: Path, settings: dict[str, Any], exceptions: Iterable[PolicyException],
+                  documents: dict[str, list[str]]) -> dict[str, ComponentVerdict]:
+    """One conftest run over the JSON documents of several components: the verdict on each component."""
     if not policy_dir.is_dir():
         raise InputError([Problem(str(policy_dir), 0, 0, "", "no policies folder: the project's Rego policies belong in policies/")])
+    if not any(documents.values()):
+        return {component: ComponentVerdict() for component in documents}
     with tempfile.TemporaryDirectory(prefix="kfgen-policy-") as scratch:
         root = Path(scratch)
         data = {"settings": settings, "exceptions": [e.__dict__ for e in exceptions]}
-        (root / "data.yaml").write_text(dump(data), encoding="utf-8")
+        (root / "data.json").write_text(json.dumps(data), encoding="utf-8")
+        # Each object as a JSON document of one YAML file per component: JSON is YAML, and Python writes
+        # it many times faster. (A JSON file per object reads faster still, but creating the files costs more.)
         files = []
-        for component, everything in objects.items():
-            # CRDs hold no workload, credential or role, and are most of the bytes: conftest would
-            # spend four fifths of its time parsing them for nothing.
-            items = [o for o in everything if o.get("kind") != "CustomResourceDefinition"]
-            if items:
+        for component, texts in documents.items():
+            if texts:
                 path = root / "objects" / f"{component}.yaml"
                 path.parent.mkdir(exist_ok=True)
-                path.write_text(dump_all(items), encoding="utf-8")
+                path.write_text(_as_yaml("".join(f"---\n{text}\n" for text in texts)), encoding="utf-8")
                 files.append(str(path))
-        if not files:
-            return PolicyReport(environment, [], set())
         result = subprocess.run(
             [conftest, "test", "--no-color", "--output", "json", "--namespace", "main", "--policy", str(policy_dir),
-             "--data", str(root / "data.yaml"), *files],
+             "--data", str(root / "data.json"), *files],
             capture_output=True, text=True,
         )
         if result.returncode not in (0, 1):
@@ -128,21 +150,29 @@ def run_policies(conftest: str, policy_dir: Path, environment: str, settings: di
             outcomes = json.loads(result.stdout)
         except ValueError:
             raise ToolMissing(f"conftest gave no JSON: {result.stdout[:500]} {result.stderr[:500]}") from None
-    violations: list[Violation] = []
-    excepted: set[tuple[str, str]] = set()
+    violations: dict[str, set[tuple[str, str, str]]] = {component: set() for component in documents}
+    excepted: dict[str, set[tuple[str, str]]] = {component: set() for component in documents}
     for outcome in outcomes:
         component = Path(outcome["filename"]).stem
         for failure in outcome.get("failures") or []:
             match = _MESSAGE.match(failure["msg"])
-            if match:
-                violations.append(Violation(environment, component, match["rule"], match["object"], match["message"]))
-            else:
-                violations.append(Violation(environment, component, "policy", "", failure["msg"]))
+            violations[component].add((match["rule"], match["object"], match["message"]) if match else ("policy", "", failure["msg"]))
         for warning in outcome.get("warnings") or []:
             match = _EXCEPTED.match(warning["msg"])
             if match:
-                excepted.add((match["rule"], match["object"]))
-    return PolicyReport(environment, sorted(set(violations)), excepted)
+                excepted[component].add((match["rule"], match["object"]))
+    return {component: ComponentVerdict(tuple(sorted(violations[component])), frozenset(excepted[component])) for component in documents}
+
+
+def _as_yaml(json_documents: str) -> str:
+    """JSON documents as YAML that reads back the same: JSON is YAML, bar a few characters it leaves raw."""
+    return _NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", json_documents)
+
+
+def _report(environment: str, verdicts: dict[str, ComponentVerdict]) -> PolicyReport:
+    violations = sorted(Violation(environment, component, *violation)
+                        for component, verdict in verdicts.items() for violation in verdict.violations)
+    return PolicyReport(environment, violations, set().union(*(v.excepted for v in verdicts.values())))
 
 
 def unused_exceptions(exceptions: Iterable[PolicyException], reports: Iterable[PolicyReport]) -> list[PolicyException]:
