@@ -12,19 +12,24 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .buildcache import BuildCache, digest_text
+from .buildcache import BuildCache, digest_files, digest_text
 from .errors import InputError, Problem, ToolMissing
 from .spec import Environment
 from .tools import find_tool
 from .yamlio import load_file
 
+if TYPE_CHECKING:
+    from .build import ComponentBuild
+
 CONFTEST_VERSION = "v0.69.0"
 _CRD = "CustomResourceDefinition"
+# yaml2json writes compact JSON with sorted keys, so a CRD's line starts with its apiVersion and kind.
+_CRD_LINE = re.compile(r'\{"apiVersion":"[^"\\]*","kind":"CustomResourceDefinition"[,}]')
 EXCEPTIONS_FILE = "exceptions.yaml"
 _MESSAGE = re.compile(r"^\[(?P<rule>[a-z0-9-]+)\] (?P<object>[^:]+): (?P<message>.*)$")
 _EXCEPTED = re.compile(r"^\[excepted:(?P<rule>[a-z0-9-]+)\] (?P<object>.+)$")
@@ -60,10 +65,29 @@ class Violation:
 
 @dataclass(frozen=True)
 class ComponentVerdict:
-    """What the policies say of one component's objects."""
+    """What the policies say of one component's objects. It depends on nothing else (each object is
+    conftest's input on its own), so `kfgen check` caches it by the component's build key."""
 
     violations: tuple[tuple[str, str, str], ...] = ()  # (rule, object, message), sorted
     excepted: frozenset[tuple[str, str]] = frozenset()  # (rule, object) pairs that an exception covered
+
+    def to_json(self) -> str:
+        return json.dumps({"violations": self.violations, "excepted": sorted(self.excepted)})
+
+    @classmethod
+    def from_json(cls, text: str) -> ComponentVerdict:
+        data = json.loads(text)
+        return cls(tuple(tuple(v) for v in data["violations"]), frozenset(tuple(pair) for pair in data["excepted"]))
+
+
+@dataclass(frozen=True)
+class PolicySuite:
+    """The project's policies as conftest runs them, read once per run."""
+
+    conftest: str
+    directory: Path
+    exceptions: tuple[PolicyException, ...]
+    digest: str  # of conftest's version and every file in the policies folder, exceptions.yaml among them
 
 
 @dataclass(frozen=True)
@@ -122,8 +146,7 @@ def run_policies(conftest: str, policy_dir: Path, environment: str, settings: di
 def _run_conftest(conftest: str, policy_dir: Path, settings: dict[str, Any], exceptions: Iterable[PolicyException],
                   documents: dict[str, list[str]]) -> dict[str, ComponentVerdict]:
     """One conftest run over the JSON documents of several components: the verdict on each component."""
-    if not policy_dir.is_dir():
-        raise InputError([Problem(str(policy_dir), 0, 0, "", "no policies folder: the project's Rego policies belong in policies/")])
+    _require_policy_folder(policy_dir)
     if not any(documents.values()):
         return {component: ComponentVerdict() for component in documents}
     with tempfile.TemporaryDirectory(prefix="kfgen-policy-") as scratch:
@@ -164,6 +187,11 @@ def _run_conftest(conftest: str, policy_dir: Path, settings: dict[str, Any], exc
     return {component: ComponentVerdict(tuple(sorted(violations[component])), frozenset(excepted[component])) for component in documents}
 
 
+def _require_policy_folder(policy_dir: Path) -> None:
+    if not policy_dir.is_dir():
+        raise InputError([Problem(str(policy_dir), 0, 0, "", "no policies folder: the project's Rego policies belong in policies/")])
+
+
 def _as_yaml(json_documents: str) -> str:
     """JSON documents as YAML that reads back the same: JSON is YAML, bar a few characters it leaves raw."""
     return _NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", json_documents)
@@ -196,23 +224,48 @@ def rules(policy_dir: Path) -> list[str]:
     return sorted(found)
 
 
-def checked_environment(conftest: str, policy_dir: Path, environment: Environment, objects: dict[str, list[dict[str, Any]]],
-                        exceptions: list[PolicyException], verdicts: BuildCache | None, build_keys: list[str]) -> PolicyReport:
-    """run_policies for `kfgen check`, answered from the cache when neither the objects (by their build keys),
-    the policies, the exceptions nor the environment's settings changed."""
+def load_suite(project_root: Path) -> PolicySuite:
+    """The policies folder read once: its exceptions, and the digest every cached verdict is keyed on."""
+    policy_dir = project_root / "policies"
+    _require_policy_folder(policy_dir)
+    exceptions = tuple(load_exceptions(policy_dir))
+    return PolicySuite(find_conftest(project_root), policy_dir, exceptions, digest_text(CONFTEST_VERSION, digest_files(policy_dir)))
+
+
+def checked_environment(suite: PolicySuite, environment: Environment, components: Sequence[ComponentBuild],
+                        verdicts: BuildCache | None) -> PolicyReport:
+    """run_policies for `kfgen check`: each component's verdict comes from the cache when neither its objects
+    (by their build key), the policies, the exceptions nor the environment's settings changed, and one
+    conftest run answers for the others. Only their objects are read."""
     settings = environment_settings(environment)
-    key = None
-    if verdicts is not None and all(build_keys):
-        policy_files = sorted(p for p in policy_dir.rglob("*") if p.is_file())
-        key = digest_text("policy", CONFTEST_VERSION, json.dumps(settings, sort_keys=True), json.dumps([e.__dict__ for e in exceptions]),
-                          json.dumps(build_keys), *(f"{p.relative_to(policy_dir)}:{p.read_text(encoding='utf-8')}" for p in policy_files))
+    scope = digest_text("policy-verdict", suite.digest, json.dumps(settings, sort_keys=True))
+    keys = {c.name: digest_text(scope, c.key) for c in components if c.key} if verdicts is not None else {}
+    found: dict[str, ComponentVerdict] = {}
+    for name, key in keys.items():
         stored = verdicts.get(key)
         if stored is not None:
-            data = json.loads(stored)
-            return PolicyReport(data["environment"], [Violation(**v) for v in data["violations"]],
-                                {tuple(pair) for pair in data["excepted"]})
-    report = run_policies(conftest, policy_dir, environment.name, settings, objects, exceptions)
-    if key is not None:
-        verdicts.put(key, json.dumps({"environment": report.environment, "violations": [v.__dict__ for v in report.violations],
-                                      "excepted": sorted(report.excepted)}))
-    return report
+            found[name] = ComponentVerdict.from_json(stored)
+    missing = [c for c in components if c.name not in found]
+    fresh = _run_conftest(suite.conftest, suite.directory, settings, suite.exceptions, {c.name: policy_documents(c) for c in missing})
+    for name, verdict in fresh.items():
+        if name in keys:
+            verdicts.put(keys[name], verdict.to_json())
+    return _report(environment.name, {**found, **fresh})
+
+
+def policy_documents(component: ComponentBuild) -> list[str]:
+    """A built component's objects as JSON documents for conftest, CRDs left out (see run_policies).
+    Taken from the JSON lines the build converted when there are some, which saves parsing them."""
+    if component.json_lines is None:
+        return [json.dumps(o, ensure_ascii=False) for o in component.objects if o.get("kind") != _CRD]
+    return [line for line in component.json_lines.splitlines() if line and not _is_crd(line)]
+
+
+def _is_crd(json_line: str) -> bool:
+    """Whether a line of yaml2json's is a CustomResourceDefinition, parsed only in the rare case its start does not tell."""
+    if _CRD_LINE.match(json_line):
+        return True
+    if f'"{_CRD}"' not in json_line:
+        return False
+    document = json.loads(json_line)
+    return isinstance(document, dict) and document.get("kind") == _CRD

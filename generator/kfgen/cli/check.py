@@ -19,7 +19,7 @@ from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, check_environment
 from ..output import drift
 from ..plan import EnvironmentPlan, Plan
-from ..policies import PolicyException, PolicyReport, find_conftest, load_exceptions, unused_exceptions
+from ..policies import PolicyException, PolicyReport, load_suite, unused_exceptions
 from ..policies import checked_environment as checked_policies
 from ..refs import RemoteDir
 from ..render import render
@@ -136,20 +136,17 @@ def run(args: argparse.Namespace) -> int:
         crds: list[list[dict[str, Any]]] = []  # loaded once, and only when a verdict is not cached
         verdicts = build_cache(args, project.root)
         cluster = Cluster(args.server) if args.server else None
-        policy_dir = project.root / "policies"
-        exceptions = load_exceptions(policy_dir)
-        conftest = find_conftest(project.root)
+        policies = load_suite(project.root)
         for env_plan, build in built_environments(project, args, env_plans):
             results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
-            policy_reports.append(checked_policies(conftest, policy_dir, env_plan.environment, {c.name: c.objects for c in build.components},
-                                                   exceptions, verdicts, [c.key for c in build.components]))
+            policy_reports.append(checked_policies(policies, env_plan.environment, build.components, verdicts))
             if cluster is not None:
                 server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
     findings = [f for report, _ in results for f in report.findings]
     refused = rejections(server)
     violations = [v for report in policy_reports for v in report.violations]
     if policy_reports and not args.env:  # an exception is unused only if no environment needs it
-        unused = unused_exceptions(exceptions, policy_reports)
+        unused = unused_exceptions(policies.exceptions, policy_reports)
     if args.output == "json":
         print(json.dumps({
             "drift": drifted,
