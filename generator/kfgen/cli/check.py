@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,15 @@ def run(args: argparse.Namespace) -> int:
         verdicts = build_cache(args, project.root)
         cluster = Cluster(args.server) if args.server else None
         policies = load_suite(project.root)
-        for env_plan, build in built_environments(project, args, env_plans):
-            results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
-            policy_reports.append(checked_policies(policies, env_plan.environment, build.components, verdicts))
-            if cluster is not None:
-                server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
+        # conftest checks an environment while this thread checks its objects and builds the next one.
+        with ThreadPoolExecutor(max_workers=1) as conftest_runs:
+            pending_policies = []
+            for env_plan, build in built_environments(project, args, env_plans):
+                pending_policies.append(conftest_runs.submit(checked_policies, policies, env_plan.environment, build.components, verdicts))
+                results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
+                if cluster is not None:
+                    server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
+            policy_reports = [pending.result() for pending in pending_policies]
     findings = [f for report, _ in results for f in report.findings]
     refused = rejections(server)
     violations = [v for report in policy_reports for v in report.violations]
