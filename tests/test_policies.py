@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
+import shlex
+import shutil
 import subprocess
+import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import PROJECT
+from kfgen.buildcache import BuildCache
+from kfgen.catalog import load_catalog
 from kfgen.errors import InputError
-from kfgen.policies import PolicyException, find_conftest, load_exceptions, run_policies, unused_exceptions
+from kfgen.policies import (
+    PolicyException,
+    PolicyReport,
+    PolicySuite,
+    checked_environment,
+    environment_settings,
+    find_conftest,
+    load_exceptions,
+    load_suite,
+    run_policies,
+    unused_exceptions,
+)
+from kfgen.spec import load_platform
 
 POLICIES = PROJECT / "policies"
 CONFTEST = os.environ.get("KFGEN_CONFTEST", str(PROJECT / ".tools" / "bin" / "conftest"))
@@ -76,3 +96,132 @@ def test_exception_without_a_reason_is_bad_input(tmp_path):
     (tmp_path / "exceptions.yaml").write_text("exceptions:\n- {rule: no-host-path, kind: DaemonSet, name: x}\n")
     with pytest.raises(InputError, match="needs rule, kind, name, reason"):
         load_exceptions(tmp_path)
+
+
+# --- verdicts cached per component (`kfgen check`) ---
+
+
+class CountedPolicies:
+    """A copy of the policies, minus the no-host-path exception (so that verdicts hold violations too),
+    run by the real conftest through a script that logs the input files of each run."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch):
+        self.root = root
+        shutil.copytree(POLICIES, root / "policies")
+        exceptions = root / "policies" / "exceptions.yaml"
+        document = yaml.safe_load(exceptions.read_text(encoding="utf-8"))
+        document["exceptions"] = [e for e in document["exceptions"] if e["rule"] != "no-host-path"]
+        exceptions.write_text(yaml.safe_dump(document), encoding="utf-8")
+        self.log = root / "conftest.log"
+        wrapper = root / "conftest"
+        wrapper.write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(self.log))}\nexec {shlex.quote(CONFTEST)} "$@"\n', encoding="utf-8")
+        wrapper.chmod(0o755)
+        monkeypatch.setenv("KFGEN_CONFTEST", str(wrapper))
+        self.cache = BuildCache(root / "cache")
+
+    def suite(self) -> PolicySuite:
+        return load_suite(self.root)
+
+    def runs(self) -> list[list[str]]:
+        """The components each conftest run so far was given."""
+        lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
+        return [sorted(Path(word).stem for word in line.split() if word.endswith(".yaml")) for line in lines]
+
+
+@pytest.fixture
+def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CountedPolicies:
+    return CountedPolicies(tmp_path, monkeypatch)
+
+
+def _environment(env: str):
+    return load_platform(PROJECT / "platform.yaml", load_catalog(PROJECT / "components")).environment(env)
+
+
+def _uncached(suite: PolicySuite, env: str, components) -> PolicyReport:
+    return run_policies(CONFTEST, suite.directory, env, environment_settings(_environment(env)),
+                        {c.name: c.objects for c in components}, suite.exceptions)
+
+
+def _with_objects(component, objects, key: str):
+    """The component as if built from changed inputs."""
+    return dataclasses.replace(component, key=key, json_lines="\n".join(json.dumps(o) for o in objects), _objects=None)
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "prod"])
+def test_cached_verdicts_equal_an_uncached_run(built, counted, env):
+    components = built("26.03", env).components
+    suite = counted.suite()
+    first = checked_environment(suite, _environment(env), components, counted.cache)
+    assert len(counted.runs()) == 1 and counted.cache.hits == 0
+    again = checked_environment(suite, _environment(env), components, counted.cache)
+    assert len(counted.runs()) == 1 and counted.cache.hits == len(components)
+    assert first == again == _uncached(suite, env, components)
+    assert first.violations and first.excepted  # the comparison has something to compare
+
+
+def test_a_changed_component_reruns_conftest_on_it_alone(built, counted):
+    components = built("26.03", "prod").components
+    suite = counted.suite()
+    checked_environment(suite, _environment("prod"), components, counted.cache)
+    dex = next(c for c in components if c.name == "dex")
+    objects = copy.deepcopy(dex.objects)
+    next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["hostNetwork"] = True
+    changed = tuple(_with_objects(c, objects, "changed dex") if c is dex else c for c in components)
+    report = checked_environment(suite, _environment("prod"), changed, counted.cache)
+    assert counted.runs()[1:] == [["dex"]]
+    assert ("dex", "no-host-namespaces", "Deployment auth/dex") in {(v.component, v.rule, v.object) for v in report.violations}
+    assert report == _uncached(suite, "prod", changed)
+
+
+def test_components_built_alike_share_verdicts_across_environments(built, counted):
+    components = built("26.03", "local").components
+    suite = counted.suite()
+    local = checked_environment(suite, _environment("local"), components, counted.cache)
+    twin = dataclasses.replace(_environment("local"), name="local-twin")
+    report = checked_environment(suite, twin, components, counted.cache)
+    assert len(counted.runs()) == 1
+    assert [dataclasses.replace(v, environment="local") for v in report.violations] == local.violations
+
+
+def test_a_corrupt_verdict_is_rebuilt(built, counted):
+    components = built("26.03", "local").components
+    suite = counted.suite()
+    expected = checked_environment(suite, _environment("local"), components, counted.cache)
+    # The verdict on istio's CNI DaemonSet (its hostPath volumes are not excepted here).
+    entry = next(p for p in (counted.root / "cache").rglob("*.yaml") if "no-host-path" in p.read_text(encoding="utf-8"))
+    entry.write_text(entry.read_text(encoding="utf-8").replace("no-host-path", "no-host-pth"), encoding="utf-8")
+    assert checked_environment(suite, _environment("local"), components, counted.cache) == expected
+    runs = counted.runs()
+    assert counted.cache.corrupt == 1 and len(runs) == 2 and len(runs[1]) == 1
+    assert checked_environment(suite, _environment("local"), components, counted.cache) == expected
+    assert len(counted.runs()) == 2  # the rebuilt entry holds
+
+
+def test_an_edited_policy_file_invalidates_every_verdict(built, counted):
+    components = built("26.03", "local").components
+    expected = checked_environment(counted.suite(), _environment("local"), components, counted.cache)
+    with open(counted.root / "policies" / "lib.rego", "a", encoding="utf-8") as rego:
+        rego.write("\n# edited\n")
+    assert checked_environment(counted.suite(), _environment("local"), components, counted.cache) == expected
+    runs = counted.runs()
+    assert counted.cache.hits == 0 and len(runs) == 2 and runs[1] == runs[0]
+
+
+def test_check_reports_unused_exceptions_from_cached_verdicts_too(make_project):
+    project = make_project()
+    exceptions = project.root / "policies" / "exceptions.yaml"
+    exceptions.write_text(exceptions.read_text(encoding="utf-8") + textwrap.dedent("""\
+        - rule: no-host-path
+          kind: DaemonSet
+          namespace: kube-system
+          name: nothing-here
+          reason: matches nothing
+        """), encoding="utf-8")
+    project.vendor()
+    assert project.kfgen("render").returncode == 0
+    for _ in range(2):  # the second run answers from the cache
+        result = project.kfgen("--output", "json", "check")
+        assert result.returncode == 1, result.stderr
+        report = json.loads(result.stdout)
+        assert report["policy"] == []
+        assert [(e["rule"], e["name"]) for e in report["unusedExceptions"]] == [("no-host-path", "nothing-here")]

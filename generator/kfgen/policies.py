@@ -12,21 +12,30 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .buildcache import BuildCache, digest_text
+from .buildcache import BuildCache, digest_files, digest_text
 from .errors import InputError, Problem, ToolMissing
 from .spec import Environment
 from .tools import find_tool
-from .yamlio import dump, dump_all, load_file
+from .yamlio import load_file
+
+if TYPE_CHECKING:
+    from .build import ComponentBuild
 
 CONFTEST_VERSION = "v0.69.0"
+_CRD = "CustomResourceDefinition"
+# yaml2json writes compact JSON with sorted keys, so a CRD's line starts with its apiVersion and kind.
+_CRD_LINE = re.compile(r'\{"apiVersion":"[^"\\]*","kind":"CustomResourceDefinition"[,}]')
 EXCEPTIONS_FILE = "exceptions.yaml"
 _MESSAGE = re.compile(r"^\[(?P<rule>[a-z0-9-]+)\] (?P<object>[^:]+): (?P<message>.*)$")
 _EXCEPTED = re.compile(r"^\[excepted:(?P<rule>[a-z0-9-]+)\] (?P<object>.+)$")
+# Characters JSON leaves raw that YAML reads otherwise: DEL, the C1 controls and U+FFFE/U+FFFF are
+# refused, and NEL is a line break (folded into a space inside a string).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\ufffe\uffff]")
 
 
 @dataclass(frozen=True, order=True)
@@ -52,6 +61,33 @@ class Violation:
 
     def format(self) -> str:
         return f"{self.environment}/{self.component}: [{self.rule}] {self.object}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ComponentVerdict:
+    """What the policies say of one component's objects. It depends on nothing else (each object is
+    conftest's input on its own), so `kfgen check` caches it by the component's build key."""
+
+    violations: tuple[tuple[str, str, str], ...] = ()  # (rule, object, message), sorted
+    excepted: frozenset[tuple[str, str]] = frozenset()  # (rule, object) pairs that an exception covered
+
+    def to_json(self) -> str:
+        return json.dumps({"violations": self.violations, "excepted": sorted(self.excepted)})
+
+    @classmethod
+    def from_json(cls, text: str) -> ComponentVerdict:
+        data = json.loads(text)
+        return cls(tuple(tuple(v) for v in data["violations"]), frozenset(tuple(pair) for pair in data["excepted"]))
+
+
+@dataclass(frozen=True)
+class PolicySuite:
+    """The project's policies as conftest runs them, read once per run."""
+
+    conftest: str
+    directory: Path
+    exceptions: tuple[PolicyException, ...]
+    digest: str  # of conftest's version and every file in the policies folder, exceptions.yaml among them
 
 
 @dataclass(frozen=True)
@@ -99,27 +135,36 @@ def environment_settings(environment: Environment) -> dict[str, Any]:
 def run_policies(conftest: str, policy_dir: Path, environment: str, settings: dict[str, Any],
                  objects: dict[str, list[dict[str, Any]]], exceptions: Iterable[PolicyException]) -> PolicyReport:
     """Run conftest over objects (by component) with settings and exceptions as data."""
-    if not policy_dir.is_dir():
-        raise InputError([Problem(str(policy_dir), 0, 0, "", "no policies folder: the project's Rego policies belong in policies/")])
+    # CRDs hold no workload, credential or role, and are most of the bytes: conftest would spend four
+    # fifths of its time parsing them for nothing. Characters stay raw: YAML refuses the \u-escaped
+    # surrogate pairs that ASCII-only JSON spells characters beyond the BMP with.
+    documents = {component: [json.dumps(o, ensure_ascii=False) for o in everything if o.get("kind") != _CRD]
+                 for component, everything in objects.items()}
+    return _report(environment, _run_conftest(conftest, policy_dir, settings, exceptions, documents))
+
+
+def _run_conftest(conftest: str, policy_dir: Path, settings: dict[str, Any], exceptions: Iterable[PolicyException],
+                  documents: dict[str, list[str]]) -> dict[str, ComponentVerdict]:
+    """One conftest run over the JSON documents of several components: the verdict on each component."""
+    _require_policy_folder(policy_dir)
+    if not any(documents.values()):
+        return {component: ComponentVerdict() for component in documents}
     with tempfile.TemporaryDirectory(prefix="kfgen-policy-") as scratch:
         root = Path(scratch)
         data = {"settings": settings, "exceptions": [e.__dict__ for e in exceptions]}
-        (root / "data.yaml").write_text(dump(data), encoding="utf-8")
+        (root / "data.json").write_text(json.dumps(data), encoding="utf-8")
+        # Each object as a JSON document of one YAML file per component: JSON is YAML, and Python writes
+        # it many times faster. (A JSON file per object reads faster still, but creating the files costs more.)
         files = []
-        for component, everything in objects.items():
-            # CRDs hold no workload, credential or role, and are most of the bytes: conftest would
-            # spend four fifths of its time parsing them for nothing.
-            items = [o for o in everything if o.get("kind") != "CustomResourceDefinition"]
-            if items:
+        for component, texts in documents.items():
+            if texts:
                 path = root / "objects" / f"{component}.yaml"
                 path.parent.mkdir(exist_ok=True)
-                path.write_text(dump_all(items), encoding="utf-8")
+                path.write_text(_as_yaml("".join(f"---\n{text}\n" for text in texts)), encoding="utf-8")
                 files.append(str(path))
-        if not files:
-            return PolicyReport(environment, [], set())
         result = subprocess.run(
             [conftest, "test", "--no-color", "--output", "json", "--namespace", "main", "--policy", str(policy_dir),
-             "--data", str(root / "data.yaml"), *files],
+             "--data", str(root / "data.json"), *files],
             capture_output=True, text=True,
         )
         if result.returncode not in (0, 1):
@@ -128,21 +173,34 @@ def run_policies(conftest: str, policy_dir: Path, environment: str, settings: di
             outcomes = json.loads(result.stdout)
         except ValueError:
             raise ToolMissing(f"conftest gave no JSON: {result.stdout[:500]} {result.stderr[:500]}") from None
-    violations: list[Violation] = []
-    excepted: set[tuple[str, str]] = set()
+    violations: dict[str, set[tuple[str, str, str]]] = {component: set() for component in documents}
+    excepted: dict[str, set[tuple[str, str]]] = {component: set() for component in documents}
     for outcome in outcomes:
         component = Path(outcome["filename"]).stem
         for failure in outcome.get("failures") or []:
             match = _MESSAGE.match(failure["msg"])
-            if match:
-                violations.append(Violation(environment, component, match["rule"], match["object"], match["message"]))
-            else:
-                violations.append(Violation(environment, component, "policy", "", failure["msg"]))
+            violations[component].add((match["rule"], match["object"], match["message"]) if match else ("policy", "", failure["msg"]))
         for warning in outcome.get("warnings") or []:
             match = _EXCEPTED.match(warning["msg"])
             if match:
-                excepted.add((match["rule"], match["object"]))
-    return PolicyReport(environment, sorted(set(violations)), excepted)
+                excepted[component].add((match["rule"], match["object"]))
+    return {component: ComponentVerdict(tuple(sorted(violations[component])), frozenset(excepted[component])) for component in documents}
+
+
+def _require_policy_folder(policy_dir: Path) -> None:
+    if not policy_dir.is_dir():
+        raise InputError([Problem(str(policy_dir), 0, 0, "", "no policies folder: the project's Rego policies belong in policies/")])
+
+
+def _as_yaml(json_documents: str) -> str:
+    """JSON documents as YAML that reads back the same: JSON is YAML, bar a few characters it leaves raw."""
+    return _NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", json_documents)
+
+
+def _report(environment: str, verdicts: dict[str, ComponentVerdict]) -> PolicyReport:
+    violations = sorted(Violation(environment, component, *violation)
+                        for component, verdict in verdicts.items() for violation in verdict.violations)
+    return PolicyReport(environment, violations, set().union(*(v.excepted for v in verdicts.values())))
 
 
 def unused_exceptions(exceptions: Iterable[PolicyException], reports: Iterable[PolicyReport]) -> list[PolicyException]:
@@ -166,23 +224,48 @@ def rules(policy_dir: Path) -> list[str]:
     return sorted(found)
 
 
-def checked_environment(conftest: str, policy_dir: Path, environment: Environment, objects: dict[str, list[dict[str, Any]]],
-                        exceptions: list[PolicyException], verdicts: BuildCache | None, build_keys: list[str]) -> PolicyReport:
-    """run_policies for `kfgen check`, answered from the cache when neither the objects (by their build keys),
-    the policies, the exceptions nor the environment's settings changed."""
+def load_suite(project_root: Path) -> PolicySuite:
+    """The policies folder read once: its exceptions, and the digest every cached verdict is keyed on."""
+    policy_dir = project_root / "policies"
+    _require_policy_folder(policy_dir)
+    exceptions = tuple(load_exceptions(policy_dir))
+    return PolicySuite(find_conftest(project_root), policy_dir, exceptions, digest_text(CONFTEST_VERSION, digest_files(policy_dir)))
+
+
+def checked_environment(suite: PolicySuite, environment: Environment, components: Sequence[ComponentBuild],
+                        verdicts: BuildCache | None) -> PolicyReport:
+    """run_policies for `kfgen check`: each component's verdict comes from the cache when neither its objects
+    (by their build key), the policies, the exceptions nor the environment's settings changed, and one
+    conftest run answers for the others. Only their objects are read."""
     settings = environment_settings(environment)
-    key = None
-    if verdicts is not None and all(build_keys):
-        policy_files = sorted(p for p in policy_dir.rglob("*") if p.is_file())
-        key = digest_text("policy", CONFTEST_VERSION, json.dumps(settings, sort_keys=True), json.dumps([e.__dict__ for e in exceptions]),
-                          json.dumps(build_keys), *(f"{p.relative_to(policy_dir)}:{p.read_text(encoding='utf-8')}" for p in policy_files))
+    scope = digest_text("policy-verdict", suite.digest, json.dumps(settings, sort_keys=True))
+    keys = {c.name: digest_text(scope, c.key) for c in components if c.key} if verdicts is not None else {}
+    found: dict[str, ComponentVerdict] = {}
+    for name, key in keys.items():
         stored = verdicts.get(key)
         if stored is not None:
-            data = json.loads(stored)
-            return PolicyReport(data["environment"], [Violation(**v) for v in data["violations"]],
-                                {tuple(pair) for pair in data["excepted"]})
-    report = run_policies(conftest, policy_dir, environment.name, settings, objects, exceptions)
-    if key is not None:
-        verdicts.put(key, json.dumps({"environment": report.environment, "violations": [v.__dict__ for v in report.violations],
-                                      "excepted": sorted(report.excepted)}))
-    return report
+            found[name] = ComponentVerdict.from_json(stored)
+    missing = [c for c in components if c.name not in found]
+    fresh = _run_conftest(suite.conftest, suite.directory, settings, suite.exceptions, {c.name: policy_documents(c) for c in missing})
+    for name, verdict in fresh.items():
+        if name in keys:
+            verdicts.put(keys[name], verdict.to_json())
+    return _report(environment.name, {**found, **fresh})
+
+
+def policy_documents(component: ComponentBuild) -> list[str]:
+    """A built component's objects as JSON documents for conftest, CRDs left out (see run_policies).
+    Taken from the JSON lines the build converted when there are some, which saves parsing them."""
+    if component.json_lines is None:
+        return [json.dumps(o, ensure_ascii=False) for o in component.objects if o.get("kind") != _CRD]
+    return [line for line in component.json_lines.splitlines() if line and not _is_crd(line)]
+
+
+def _is_crd(json_line: str) -> bool:
+    """Whether a line of yaml2json's is a CustomResourceDefinition, parsed only in the rare case its start does not tell."""
+    if _CRD_LINE.match(json_line):
+        return True
+    if f'"{_CRD}"' not in json_line:
+        return False
+    document = json.loads(json_line)
+    return isinstance(document, dict) and document.get("kind") == _CRD

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, Violation, check_environment
 from ..output import drift
 from ..plan import EnvironmentPlan, Plan
-from ..policies import PolicyException, PolicyReport, find_conftest, load_exceptions, unused_exceptions
+from ..policies import PolicyException, PolicyReport, load_suite, unused_exceptions
 from ..policies import checked_environment as checked_policies
 from ..refs import RemoteDir
 from ..render import render
@@ -143,15 +144,16 @@ def run_check(args: argparse.Namespace) -> CheckOutcome:
         crds: list[list[dict[str, Any]]] = []  # loaded once, and only when a verdict is not cached
         verdicts = build_cache(args, project.root)
         cluster = Cluster(args.server) if args.server else None
-        policy_dir = project.root / "policies"
-        exceptions = load_exceptions(policy_dir)
-        conftest = find_conftest(project.root)
-        for env_plan, build in built_environments(project, args, env_plans):
-            results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
-            policy_reports.append(checked_policies(conftest, policy_dir, env_plan.environment, {c.name: c.objects for c in build.components},
-                                                   exceptions, verdicts, [c.key for c in build.components]))
-            if cluster is not None:
-                server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
+        policies = load_suite(project.root)
+        # conftest checks an environment while this thread checks its objects and builds the next one.
+        with ThreadPoolExecutor(max_workers=1) as conftest_runs:
+            pending_policies = []
+            for env_plan, build in built_environments(project, args, env_plans):
+                pending_policies.append(conftest_runs.submit(checked_policies, policies, env_plan.environment, build.components, verdicts))
+                results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
+                if cluster is not None:
+                    server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
+            policy_reports = [pending.result() for pending in pending_policies]
         if outside is not None:
             outside.extend(controller_crd_files(project.platform.gitops.engine, cache))
             outside.extend(path for env_plan in env_plans for path in prerequisite_files(env_plan.environment))
@@ -159,7 +161,7 @@ def run_check(args: argparse.Namespace) -> CheckOutcome:
     refused = rejections(server)
     violations = [v for report in policy_reports for v in report.violations]
     if policy_reports and not args.env:  # an exception is unused only if no environment needs it
-        unused = unused_exceptions(exceptions, policy_reports)
+        unused = unused_exceptions(policies.exceptions, policy_reports)
     if args.output == "json":
         print(json.dumps({
             "drift": drifted,
