@@ -133,11 +133,15 @@ def run_check_cases(bench: Bench, selected: list[str]) -> list[dict[str, float |
     def no_change(run: int) -> float:
         return bench.kfgen("check")
 
+    render_times: list[float] = []
+
     def one_component_changed(run: int) -> float:
+        """What a reviewer waits on: `check` of a pull request that changed one setting (and its render)."""
         replicas = 2 + (run % 2 == 0)
         spec_path.write_text(original.replace("    model-registry:\n      replicas: 2\n",
                                               f"    model-registry:\n      replicas: {replicas}\n"))
-        return bench.kfgen("render") + bench.kfgen("check")
+        render_times.append(bench.kfgen("render"))  # the author's step, reported on its own
+        return bench.kfgen("check")
 
     cases = {"one_env_cold": one_env_cold, "three_envs_cold": three_envs_cold, "no_change": no_change,
              "one_component_changed": one_component_changed}
@@ -148,6 +152,8 @@ def run_check_cases(bench: Bench, selected: list[str]) -> list[dict[str, float |
             bench.kfgen("check")  # these two start from a warm cache
             warm = True
         results.append(bench.alternate(name, cases[name]))
+        if name == "one_component_changed":
+            results[-1]["render_median_s"] = round(statistics.median(render_times), 3)
     spec_path.write_text(original)
     return results
 
