@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..catalog import Catalog, load_catalog
+from ..buildcache import BuildCache
+from ..catalog import Catalog
 from ..errors import InputError
+from ..inputcache import load_inputs
 from ..plan import EnvironmentPlan, Plan, make_plan
-from ..spec import Platform, load_platform
+from ..spec import Platform
 
 # Building is imported where it is used: verbs that only validate or render do not need it.
 if TYPE_CHECKING:
     from ..build import EnvironmentBuild
-    from ..buildcache import BuildCache
     from ..sources import SourceCache
 
 
@@ -48,9 +49,10 @@ def load_project(args: argparse.Namespace) -> Project:
     spec = Path(args.spec).resolve() if args.spec else root / "platform.yaml"
     # Named relative to the project, so that generated headers do not depend on where kfgen ran.
     display = spec.relative_to(root).as_posix() if spec.is_relative_to(root) else str(spec)
-    catalog = load_catalog(root / "components")
-    platform = load_platform(spec, catalog, display)
-    return Project(root, catalog, platform, make_plan(platform, catalog))
+    inputs = load_inputs(root / "components", spec, display, build_cache(args, root))
+    plan = make_plan(inputs.platform, inputs.catalog)
+    inputs.remember()  # only now that the plan is made too: bad input writes nothing, not even to the cache
+    return Project(root, inputs.catalog, inputs.platform, plan)
 
 
 def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:
@@ -73,10 +75,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_cache(args: argparse.Namespace, root: Path) -> BuildCache | None:
     """The build cache: .kfgen/cache, or $KFGEN_CACHE_DIR to share one between checkouts (a CI cache).
-    Its keys hold no paths, only contents, so checkouts of the same inputs share entries safely."""
-    from ..buildcache import BuildCache
-
-    if args.no_cache:
+    Its keys hold no paths, only contents, so checkouts of the same inputs share entries safely.
+    None for a command run with --no-cache; a command without that option uses the cache."""
+    if getattr(args, "no_cache", False):
         return None
     return BuildCache(Path(os.environ["KFGEN_CACHE_DIR"]) if os.environ.get("KFGEN_CACHE_DIR") else root / ".kfgen" / "cache")
 
