@@ -163,3 +163,9 @@ def _modules_of_a_second_run(tmp_path: Path, *argv: str) -> set[str]:
 
 def test_validate_on_unchanged_inputs_does_not_import_jsonschema(tmp_path: Path) -> None:
     assert "jsonschema" not in _modules_of_a_second_run(tmp_path, "validate", "--project", str(PROJECT))
+
+
+def test_a_drift_check_on_unchanged_inputs_imports_neither_validation_nor_building(tmp_path: Path) -> None:
+    modules = _modules_of_a_second_run(tmp_path, "check", "--drift-only", "--project", str(PROJECT))
+    assert not modules & {"jsonschema", "kfgen.build", "kfgen.objects", "kfgen.apply", "kfgen.policies", "urllib.request"}
+
