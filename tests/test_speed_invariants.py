@@ -169,3 +169,10 @@ def test_a_drift_check_on_unchanged_inputs_imports_neither_validation_nor_buildi
     modules = _modules_of_a_second_run(tmp_path, "check", "--drift-only", "--project", str(PROJECT))
     assert not modules & {"jsonschema", "kfgen.build", "kfgen.objects", "kfgen.apply", "kfgen.policies", "urllib.request"}
 
+
+def test_the_top_level_help_imports_no_verb() -> None:
+    program = ("import sys\nfrom kfgen.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+               "print(' '.join(sorted(sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True)
+    modules = set(result.stdout.splitlines()[-1].split())
+    assert "check" in result.stdout and not {m for m in modules if m.startswith("kfgen.") and m not in ("kfgen.cli", "kfgen.errors")}
