@@ -1,13 +1,17 @@
-"""The fast paths write exactly the bytes of the slow ones.
+"""The fast paths give exactly what the slow ones give, and stay fast.
 
 The YAML writer in yamlio handles the common shapes itself and leaves everything else to PyYAML
 (libyaml); these tests hold it to libyaml's bytes on tricky values, on random documents built from
-them, and on the whole rendered tree.
+them, and on the whole rendered tree. The catalog and spec remembered in the build cache equal a
+fresh load, and a command on unchanged inputs does not import what only validation needs.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,9 @@ import yaml
 
 from conftest import PROJECT
 from kfgen import yamlio
+from kfgen.buildcache import BuildCache
 from kfgen.catalog import load_catalog
+from kfgen.inputcache import load_inputs
 from kfgen.output import write_tree
 from kfgen.plan import make_plan
 from kfgen.render import RenderedTree, render
@@ -131,3 +137,42 @@ def test_a_failed_write_leaves_no_trace(tmp_path: Path) -> None:
     assert sorted(write_tree(tree, tmp_path).written) == ["a/b/two.yaml", "a/one.yaml"]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
         "a/b/two.yaml", "a/one.yaml", "blocked", "generated-files.json"]
+
+
+def test_the_remembered_catalog_and_spec_are_the_shipped_ones(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "cache")
+    load_inputs(PROJECT / "components", PROJECT / "platform.yaml", "platform.yaml", cache).remember()
+    remembered = load_inputs(PROJECT / "components", PROJECT / "platform.yaml", "platform.yaml", cache)
+    assert cache.hits == 2 and not remembered.unsaved
+    catalog = load_catalog(PROJECT / "components")
+    assert remembered.catalog == catalog
+    assert remembered.platform == load_platform(PROJECT / "platform.yaml", catalog, "platform.yaml")
+    assert render(make_plan(remembered.platform, remembered.catalog)).files == _render_shipped()
+
+
+def _modules_of_a_second_run(tmp_path: Path, *argv: str) -> set[str]:
+    """The modules a command imports when an identical run before it filled the build cache."""
+    program = ("import sys\nfrom kfgen.cli import main\ncode = main(sys.argv[1:])\n"
+               "print(' '.join(sorted(sys.modules)))\nsys.exit(code)\n")
+    env = dict(os.environ, KFGEN_CACHE_DIR=str(tmp_path / "cache"))
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-c", program, *argv], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    return set(result.stdout.splitlines()[-1].split())
+
+
+def test_validate_on_unchanged_inputs_does_not_import_jsonschema(tmp_path: Path) -> None:
+    assert "jsonschema" not in _modules_of_a_second_run(tmp_path, "validate", "--project", str(PROJECT))
+
+
+def test_a_drift_check_on_unchanged_inputs_imports_neither_validation_nor_building(tmp_path: Path) -> None:
+    modules = _modules_of_a_second_run(tmp_path, "check", "--drift-only", "--project", str(PROJECT))
+    assert not modules & {"jsonschema", "kfgen.build", "kfgen.objects", "kfgen.apply", "kfgen.policies", "urllib.request"}
+
+
+def test_the_top_level_help_imports_no_verb() -> None:
+    program = ("import sys\nfrom kfgen.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+               "print(' '.join(sorted(sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True)
+    modules = set(result.stdout.splitlines()[-1].split())
+    assert "check" in result.stdout and not {m for m in modules if m.startswith("kfgen.") and m not in ("kfgen.cli", "kfgen.errors")}

@@ -3,6 +3,7 @@
 Each entry is keyed on a digest of everything that can change the output (the kustomization files
 that go into it, the vendored sources' lock, the kustomize binary) and stores the output with its
 own sha256, so that a truncated or edited entry is detected, dropped and rebuilt, never trusted.
+The validated catalog and spec are kept here the same way (inputcache.py).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class BuildCache:
         return self.directory / key[:2] / f"{key}.yaml"
 
     def get(self, key: str) -> str | None:
+        body = self.get_bytes(key)
+        return None if body is None else body.decode("utf-8")
+
+    def put(self, key: str, text: str) -> None:
+        self.put_bytes(key, text.encode("utf-8"))
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The entry's body, or None when there is none or it does not match its sha256 (it is then removed)."""
         path = self._path(key)
         try:
             raw = path.read_bytes()
@@ -57,10 +66,9 @@ class BuildCache:
             path.unlink(missing_ok=True)
             return None
         self.hits += 1
-        return body.decode("utf-8")
+        return body
 
-    def put(self, key: str, text: str) -> None:
-        body = text.encode("utf-8")
+    def put_bytes(self, key: str, body: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from .errors import CatalogError, Problem
 from .refs import RemoteDir
-from .schemas import validate
+from .schemas import schema_error, validate
 from .yamlio import load_file
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -168,10 +166,10 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
     data = document.data
     if data["name"] != folder.name:
         problems.append(document.problem(("name",), f"must equal the folder name {folder.name!r}"))
-    try:
-        jsonschema.Draft202012Validator.check_schema(data["settings"])
-    except jsonschema.SchemaError as err:
-        problems.append(document.problem(("settings",) + tuple(err.absolute_path), f"invalid settings schema: {err.message}"))
+    invalid = schema_error(data["settings"])
+    if invalid:
+        where, message = invalid
+        problems.append(document.problem(("settings",) + where, f"invalid settings schema: {message}"))
     for key, prop in (data["settings"].get("properties") or {}).items():
         if "default" not in prop:
             problems.append(document.problem(("settings", "properties", key), "every setting needs a default"))

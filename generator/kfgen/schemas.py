@@ -6,22 +6,17 @@ import difflib
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .errors import Problem
 from .yamlio import Document
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+# jsonschema is imported when something is validated: its import costs about 60 ms, which a command
+# whose catalog and spec were validated by an earlier run need not pay.
+if TYPE_CHECKING:
+    import jsonschema
 
-# YAML loads 2.0 as a float; jsonschema would call it an integer, and it would then be rendered as 2.0
-# into fields Kubernetes reads as integers.
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
-)
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 # What the schemas' recurring patterns mean, so that an error says what is wanted rather than a regex.
 _PATTERN_NAMES = {
@@ -45,8 +40,32 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
+def _validator_class() -> type[jsonschema.protocols.Validator]:
+    import jsonschema
+
+    # YAML loads 2.0 as a float; jsonschema would call it an integer, and it would then be rendered as 2.0
+    # into fields Kubernetes reads as integers.
+    return jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
+    )
+
+
+@cache
 def validator_for(name: str) -> jsonschema.protocols.Validator:
-    return _Validator(load_schema(name))
+    return _validator_class()(load_schema(name))
+
+
+def schema_error(schema: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    """Where in schema and why it is not a valid draft 2020-12 JSON Schema; None when it is one."""
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as err:
+        return tuple(err.absolute_path), err.message
+    return None
 
 
 def _type_name(value: Any) -> str:
@@ -139,7 +158,9 @@ def _describe(error: jsonschema.ValidationError, document: Document, prefix: tup
                 seen.append(item)
         return found or [(path, "items must be unique")]
     if kind in ("oneOf", "anyOf") and error.context:
-        best = jsonschema.exceptions.best_match(error.context)
+        from jsonschema.exceptions import best_match  # loaded already: error came from a validator
+
+        best = best_match(error.context)
         return _describe(best, document, prefix)
     return [(path, " ".join(error.message.split()))]
 
@@ -159,4 +180,4 @@ def validate(document: Document, schema_name: str, data: Any = None, prefix: tup
 
 def validate_with(document: Document, schema: dict[str, Any], data: Any, prefix: tuple[Any, ...]) -> list[Problem]:
     """Validate data found at prefix in document against an inline schema (a component's settings)."""
-    return _problems(document, _Validator(schema), data, prefix)
+    return _problems(document, _validator_class()(schema), data, prefix)

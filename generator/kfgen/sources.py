@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -65,6 +64,9 @@ class SourceCache:
         target = self.fetch_dir / source.relpath
         try:
             if isinstance(source, ReleaseFile):
+                # Imported here: it costs 20 ms (http.client, email), and sources are almost always in a cache.
+                import urllib.request
+
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with urllib.request.urlopen(source.url, timeout=60) as response:
                     target.write_bytes(response.read())

@@ -12,8 +12,22 @@ import sys
 
 from ..errors import KfgenError, Problem
 
-# The verbs, in the order help lists them; each is the module of that name in this package.
-COMMANDS = ("validate", "render", "vendor", "build", "hydrate", "check", "policy", "secrets", "apply", "diff", "graph", "upgrade")
+# The verbs, in the order help lists them, with their summaries; each is the module of that name in this
+# package, which adds the verb's arguments and runs it.
+COMMANDS = {
+    "validate": "validate the platform spec",
+    "render": "render kustomize bases and overlays",
+    "vendor": "vendor upstream sources from the caches into vendor/",
+    "build": "build one environment's objects with kustomize",
+    "hydrate": "write built objects to rendered/<env>/<component>/",
+    "check": "check generated files against the spec and validate every built object",
+    "policy": "run the policies in policies/ with conftest",
+    "secrets": "list the Secrets an environment needs; generate them for the local backend",
+    "apply": "apply an environment to a cluster in dependency order (server-side apply, pruning)",
+    "diff": "compare the built platform of two revisions",
+    "graph": "draw the dependency graph (mermaid or dot)",
+    "upgrade": "move platform.yaml to another Kubeflow release",
+}
 EXIT_INTERNAL = 70
 
 
@@ -25,17 +39,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The command line parser. Only the module of the verb argv names is imported (all of them for the
-    top-level help): each verb imports what it needs, and a warm `kfgen check` should not wait for the rest."""
+    """The command line parser. Only the module of the verb argv names is imported (none for the top-level
+    help, which lists the summaries): each verb imports what it needs, and a warm `kfgen check` should not
+    wait for the rest."""
     top = _Parser(prog="kfgen", description="Validate, render and build a Kubeflow platform from platform.yaml.")
     top.add_argument("--output", choices=["text", "json", "github"], default="text", help="output format")
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     chosen = _chosen_command(sys.argv[1:] if argv is None else argv)
-    for name in COMMANDS:
-        if chosen in (None, name):
-            importlib.import_module(f"{__name__}.{name}").add_parser(sub)
-        else:
-            sub.add_parser(name)  # never parsed: it only keeps the verb among the choices
+    for name, summary in COMMANDS.items():
+        command = sub.add_parser(name, help=summary)
+        if name == chosen:  # the others are never parsed: they keep the verbs among the choices and in the help
+            importlib.import_module(f"{__name__}.{name}").add_arguments(command)
     return top
 
 

@@ -12,8 +12,7 @@ from ..yamlio import load_all_plain
 from .common import add_build_arguments, add_project_arguments, add_source_arguments, built_environments, load_project, progress_printer
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("apply", help="apply an environment to a cluster in dependency order (server-side apply, pruning)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", help="environment (default: the spec's default environment)")
     add_kubeconfig_argument(parser)

@@ -10,8 +10,7 @@ from ..build import format_summary, write_build
 from .common import add_build_arguments, add_project_arguments, add_source_arguments, built_environments, load_project
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("build", help="build one environment's objects with kustomize")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", help="environment to build (default: the spec's default environment)")
     parser.add_argument("--out", required=True, help="folder for one file of objects per component")

@@ -16,8 +16,7 @@ from pathlib import Path
 from .common import add_build_arguments, add_project_arguments, add_source_arguments, build_cache
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("check", help="check generated files against the spec and validate every built object")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", help="environment to build and check (default: all)")
     parser.add_argument("--drift-only", action="store_true", help="only compare generated files with a fresh render")

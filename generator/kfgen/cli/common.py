@@ -43,9 +43,8 @@ class Project:
 
 
 def load_project(args: argparse.Namespace) -> Project:
-    from ..catalog import load_catalog
+    from ..inputcache import load_inputs
     from ..plan import make_plan
-    from ..spec import load_platform
 
     root = Path(args.project).resolve()
     if not (root / "components").is_dir():
@@ -53,9 +52,10 @@ def load_project(args: argparse.Namespace) -> Project:
     spec = Path(args.spec).resolve() if args.spec else root / "platform.yaml"
     # Named relative to the project, so that generated headers do not depend on where kfgen ran.
     display = spec.relative_to(root).as_posix() if spec.is_relative_to(root) else str(spec)
-    catalog = load_catalog(root / "components")
-    platform = load_platform(spec, catalog, display)
-    return Project(root, catalog, platform, make_plan(platform, catalog))
+    inputs = load_inputs(root / "components", spec, display, build_cache(args, root))
+    plan = make_plan(inputs.platform, inputs.catalog)
+    inputs.remember()  # only now that the plan is made too: bad input writes nothing, not even to the cache
+    return Project(root, inputs.catalog, inputs.platform, plan)
 
 
 def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:
@@ -78,10 +78,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_cache(args: argparse.Namespace, root: Path) -> BuildCache | None:
     """The build cache: .kfgen/cache, or $KFGEN_CACHE_DIR to share one between checkouts (a CI cache).
-    Its keys hold no paths, only contents, so checkouts of the same inputs share entries safely."""
-    from ..buildcache import BuildCache
-
-    if args.no_cache:
+    Its keys hold no paths, only contents, so checkouts of the same inputs share entries safely.
+    None for a command run with --no-cache; a command without that option uses the cache."""
+    if getattr(args, "no_cache", False):
         return None
     return BuildCache(Path(os.environ["KFGEN_CACHE_DIR"]) if os.environ.get("KFGEN_CACHE_DIR") else root / ".kfgen" / "cache")
 

@@ -11,8 +11,7 @@ from ..revisions import git_revision, snapshot, working_copy
 from .common import add_build_arguments, add_source_arguments, build_cache, progress_printer, source_cache
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("diff", help="compare the built platform of two revisions")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", default=".", help="project root (default: the current directory)")
     parser.add_argument("--base", required=True, help="git revision to compare against (e.g. origin/main)")
     parser.add_argument("--head", help="git revision to compare (default: the working tree)")

@@ -8,8 +8,7 @@ from ..plan import EnvironmentPlan
 from .common import add_project_arguments, load_project
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("graph", help="draw the dependency graph (mermaid or dot)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", help="environment (default: the spec's default environment)")
     parser.add_argument("--format", choices=["mermaid", "dot"], default="mermaid", help="output format")

@@ -14,8 +14,7 @@ from .common import (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("hydrate", help="write built objects to rendered/<env>/<component>/")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     add_source_arguments(parser)
     parser.add_argument("--env", action="append", help="environment to hydrate (repeatable; default: all)")

@@ -30,8 +30,7 @@ from .common import (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("policy", help="run the policies in policies/ with conftest")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", action="append", help="environment to check (repeatable; default: all)")
     parser.add_argument("--compare-upstream", action="store_true",

@@ -10,8 +10,7 @@ from ..render import render
 from .common import add_project_arguments, load_project
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("render", help="render kustomize bases and overlays")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -10,8 +10,7 @@ from ..errors import BuildError
 from .common import add_project_arguments, load_project
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("secrets", help="list the Secrets an environment needs; generate them for the local backend")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.add_argument("--env", help="environment (default: the spec's default environment)")
     parser.add_argument("--generate", action="store_true",

@@ -23,8 +23,7 @@ from .common import add_build_arguments, add_source_arguments, build_cache, prog
 from .diff import report_format
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("upgrade", help="move platform.yaml to another Kubeflow release")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", default=".", help="project root (default: the current directory)")
     parser.add_argument("--to", required=True, metavar="VERSION", help="the Kubeflow release to move to")
     parser.add_argument("--no-diff", action="store_true", help="edit the spec without building both releases")

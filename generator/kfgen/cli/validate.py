@@ -8,8 +8,7 @@ import json
 from .common import add_project_arguments, load_project
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("validate", help="validate the platform spec")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -9,8 +9,7 @@ from ..sources import LOCK_FILE, vendor, write_lock
 from .common import add_project_arguments, add_source_arguments, load_project, source_cache
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("vendor", help="vendor upstream sources from the caches into vendor/")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_arguments(parser)
     add_source_arguments(parser)
     parser.set_defaults(run=run)
