@@ -80,6 +80,8 @@ def build_cache(args: argparse.Namespace, root: Path) -> BuildCache | None:
     """The build cache: .kfgen/cache, or $KFGEN_CACHE_DIR to share one between checkouts (a CI cache).
     Its keys hold no paths, only contents, so checkouts of the same inputs share entries safely.
     None for a command run with --no-cache; a command without that option uses the cache."""
+    from ..buildcache import BuildCache
+
     if getattr(args, "no_cache", False):
         return None
     return BuildCache(Path(os.environ["KFGEN_CACHE_DIR"]) if os.environ.get("KFGEN_CACHE_DIR") else root / ".kfgen" / "cache")
