@@ -25,11 +25,11 @@ from typing import Any
 
 from .buildcache import BuildCache, digest_files, digest_text
 from .errors import BuildError, InputError
-from .kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize_worker, tool_identity
+from .kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize_worker
 from .plan import EnvironmentPlan
 from .refs import RemoteDir, parse_remote
 from .sources import LOCK_FILE, SourceCache, vendor, verify_vendor, write_lock
-from .tools import find_tool
+from .tools import find_tool, tool_identity
 from .yamlio import dump, load_all_plain, load_plain
 
 

@@ -62,15 +62,9 @@ def _digest_folder(digest, root: Path, excluded: Path | None = None) -> None:
 
 
 def _tool_identities(project_root: Path) -> list[str]:
-    from .tools import find_tool
+    from .tools import find_tool, tool_identity
 
-    identities = []
-    for name in TOOLS:
-        path = find_tool(name, project_root, required=False)
-        if path:
-            stat = os.stat(path)
-            identities.append(f"{name}={os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}")
-    return identities
+    return [f"{name}={tool_identity(path)}" for name in TOOLS if (path := find_tool(name, project_root, required=False))]
 
 
 def _installed_packages() -> list[str]:

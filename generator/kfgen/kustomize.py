@@ -10,7 +10,6 @@ keeps one worker per concurrent build.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import tempfile
 import threading
@@ -30,12 +29,6 @@ def find_kustomize(project_root: Path) -> str:
 def find_kustomize_worker(project_root: Path) -> str:
     """tools/kustomize-worker, built against the pinned kustomize release by `make tools`."""
     return find_tool("kustomize-worker", project_root, KUSTOMIZE_VERSION)
-
-
-def tool_identity(path: str) -> str:
-    """Names one build of a tool, for cache keys: a rebuilt binary invalidates what it built."""
-    stat = os.stat(path)
-    return f"{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _failure(directory: Path, message: str) -> BuildError:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .buildcache import BuildCache, digest_files, digest_text
 from .errors import InputError, Problem, ToolMissing
 from .spec import Environment
-from .tools import find_tool
+from .tools import find_tool, tool_identity
 from .yamlio import load_file
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class PolicySuite:
     conftest: str
     directory: Path
     exceptions: tuple[PolicyException, ...]
-    digest: str  # of conftest's version and every file in the policies folder, exceptions.yaml among them
+    digest: str  # of conftest (version and binary) and every file in the policies folder, exceptions.yaml among them
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,9 @@ def load_suite(project_root: Path) -> PolicySuite:
     policy_dir = project_root / "policies"
     _require_policy_folder(policy_dir)
     exceptions = tuple(load_exceptions(policy_dir))
-    return PolicySuite(find_conftest(project_root), policy_dir, exceptions, digest_text(CONFTEST_VERSION, digest_files(policy_dir)))
+    conftest = find_conftest(project_root)
+    # The binary itself, not only its version string: a conftest built from other sources reports "dev" too.
+    return PolicySuite(conftest, policy_dir, exceptions, digest_text(CONFTEST_VERSION, tool_identity(conftest), digest_files(policy_dir)))
 
 
 def checked_environment(suite: PolicySuite, environment: Environment, components: Sequence[ComponentBuild],

@@ -19,3 +19,9 @@ def find_tool(name: str, project_root: Path, version: str = "", required: bool =
     if not required:
         return None
     raise ToolMissing(f"{name} {version} not found: run `make tools` (or set {variable})".replace("  ", " "))
+
+
+def tool_identity(path: str) -> str:
+    """Names one build of a tool, for cache keys: a rebuilt binary invalidates what it built or decided."""
+    stat = os.stat(path)
+    return f"{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
