@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 _MAGIC = b"# kfgen-cache sha256="
 
@@ -25,6 +26,27 @@ def digest_files(*roots: Path) -> str:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def digest_tree(digest: Any, folder: Path, relative: str, skipped: frozenset[str] = frozenset(), excluded: Path | None = None) -> bool:
+    """Add the name, kind and content of everything below folder, named from relative, to digest (leaving out
+    the names in skipped and the path excluded); False when something below is neither a plain file nor a
+    folder (a symbolic link, a socket), whose contents alone do not say what reading it finds."""
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name in skipped or (excluded is not None and entry.path == str(excluded)):
+                continue
+            name = f"{relative}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                digest.update(b"d\0" + name.encode() + b"\0")
+                if not digest_tree(digest, Path(entry.path), name, skipped, excluded):
+                    return False
+            elif entry.is_file(follow_symlinks=False):
+                with open(entry.path, "rb") as handle:
+                    digest.update(b"f\0" + name.encode() + b"\0" + hashlib.sha256(handle.read()).digest())
+            else:
+                return False
+    return True
 
 
 def digest_text(*parts: str) -> str:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .buildcache import BuildCache
+from .buildcache import BuildCache, digest_tree
 
 # Folders that hold no input of a check: version control, caches, virtualenvs and tool binaries
 # (the tools are fingerprinted by identity instead).
@@ -31,7 +31,7 @@ KFGEN_FOLDERS = (PACKAGE, PACKAGE.parents[1] / "schemas", PACKAGE.parents[1] / "
 
 
 class Unrecordable(Exception):
-    """The project holds something a fingerprint cannot vouch for (a symlink to a folder)."""
+    """The project holds something a fingerprint cannot vouch for (a symbolic link, a socket)."""
 
 
 @dataclass(frozen=True)
@@ -39,26 +39,6 @@ class Record:
     exit_code: int
     stdout: str
     written: float  # seconds since the epoch
-
-
-def _digest_folder(digest, root: Path, excluded: Path | None = None) -> None:
-    """Relative names and contents of every file below root, in a stable order."""
-    pending = [root]
-    while pending:
-        folder = pending.pop()
-        with os.scandir(folder) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
-        for entry in entries:
-            if entry.name in SKIPPED_FOLDERS or (excluded is not None and entry.path == str(excluded)):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                pending.append(Path(entry.path))
-            elif entry.is_dir():
-                raise Unrecordable(f"{entry.path} links to a folder")
-            elif entry.is_file():
-                with open(entry.path, "rb") as handle:
-                    contents = hashlib.sha256(handle.read()).digest()
-                digest.update(os.path.relpath(entry.path, root).encode() + b"\0" + contents)
 
 
 def _tool_identities(project_root: Path) -> list[str]:
@@ -83,13 +63,13 @@ def fingerprint(project_root: Path, spec: Path, arguments: list[str], cache_dir:
     settings = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("KFGEN_"))
     digest.update(json.dumps([str(project_root), str(spec), arguments, settings, sys.version,
                               _installed_packages(), _tool_identities(project_root)]).encode())
-    _digest_folder(digest, project_root, cache_dir)
+    if not digest_tree(digest, project_root, "", SKIPPED_FOLDERS, cache_dir):
+        raise Unrecordable(f"{project_root} holds something other than files and folders")
     if not spec.is_relative_to(project_root) and spec.is_file():
         digest.update(b"spec\0" + hashlib.sha256(spec.read_bytes()).digest())
     for folder in KFGEN_FOLDERS:
-        if not folder.is_relative_to(project_root):
-            digest.update(str(folder).encode() + b"\0")
-            _digest_folder(digest, folder)
+        if not folder.is_relative_to(project_root) and not digest_tree(digest, folder, str(folder), SKIPPED_FOLDERS):
+            raise Unrecordable(f"{folder} holds something other than files and folders")
     return digest.hexdigest()
 
 

@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path, PurePath
 from typing import Any
 
-from .buildcache import BuildCache
+from .buildcache import BuildCache, digest_tree
 from .catalog import Catalog, load_catalog
 from .schemas import SCHEMA_DIR
 from .spec import Platform, load_platform
@@ -66,29 +66,11 @@ def _installed_distributions() -> list[str]:
                   if name.endswith((".dist-info", ".egg-info")))
 
 
-def _digest_tree(digest: Any, folder: Path, relative: str) -> bool:
-    """Add the name, kind and content of everything below folder; False when something below is neither a
-    plain file nor a folder (a symbolic link, a socket), whose contents alone do not say what loading finds."""
-    with os.scandir(folder) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            name = f"{relative}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                digest.update(b"d\0" + name.encode() + b"\0")
-                if not _digest_tree(digest, Path(entry.path), name):
-                    return False
-            elif entry.is_file(follow_symlinks=False):
-                with open(entry.path, "rb") as handle:
-                    digest.update(b"f\0" + name.encode() + b"\0" + hashlib.sha256(handle.read()).digest())
-            else:
-                return False
-    return True
-
-
 def catalog_key(components: Path) -> str | None:
     """The cache key of the catalog in components/, or None when it cannot be keyed on its contents."""
     digest = hashlib.sha256(b"kfgen catalog\0" + _code_digest(CATALOG_CODE).encode())
     try:
-        return digest.hexdigest() if _digest_tree(digest, components, components.name) else None
+        return digest.hexdigest() if digest_tree(digest, components, components.name) else None
     except OSError:
         return None  # an unreadable file: a fresh load says what is wrong
 
