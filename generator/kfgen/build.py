@@ -88,6 +88,16 @@ def yaml_to_json_lines(converter: str, text: str) -> str:
     return result.stdout
 
 
+def cached_json_lines(converter: str, text: str, cache: BuildCache | None, key: str) -> str:
+    """yaml_to_json_lines, kept in cache (when there is one) under key."""
+    stored = cache.get(key) if cache is not None else None
+    if stored is None:
+        stored = yaml_to_json_lines(converter, text)
+        if cache is not None:
+            cache.put(key, stored)
+    return stored
+
+
 @contextmanager
 def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iterator[Path]:
     """The tree to build from: the project itself when vendored (after checking vendor/ against
@@ -185,15 +195,7 @@ class Builder:
         converted and cached on its own: a base's CRDs once for every environment."""
         if self.converter is None:
             return None
-        converted = []
-        for key, text in output.parts:
-            stored = self.cache.get(f"{key}-json") if self.cache is not None else None
-            if stored is None:
-                stored = yaml_to_json_lines(self.converter, text)
-                if self.cache is not None:
-                    self.cache.put(f"{key}-json", stored)
-            converted.append(stored)
-        return "".join(converted)
+        return "".join(cached_json_lines(self.converter, text, self.cache, f"{key}-json") for key, text in output.parts)
 
     def base(self, component: str) -> tuple[str, str, str]:
         """(key, CRDs, other objects) of a component's base, built once per run."""

@@ -14,7 +14,7 @@ from typing import Any
 from .. import objects as objects_module
 from ..apply import ApplyReport, Cluster, apply_environment, rejections
 from ..apply import summary as apply_summary
-from ..build import find_yaml2json, yaml_to_json_lines
+from ..build import cached_json_lines, find_yaml2json
 from ..buildcache import BuildCache, digest_text
 from ..credentials import prerequisite_files
 from ..gitops import gitops_documents
@@ -59,12 +59,8 @@ def controller_crds(engine: str, cache: SourceCache, converted: BuildCache | Non
     for path in controller_crd_files(engine, cache):
         text = path.read_text(encoding="utf-8")
         if converter:
-            key = digest_text("controller-crds-json", hashlib.sha256(text.encode()).hexdigest())
-            lines = converted.get(key) if converted else None
-            if lines is None:
-                lines = yaml_to_json_lines(converter, text)
-                if converted:
-                    converted.put(key, lines)
+            lines = cached_json_lines(converter, text, converted,
+                                      digest_text("controller-crds-json", hashlib.sha256(text.encode()).hexdigest()))
             documents = [json.loads(line) for line in lines.splitlines() if line]
         else:
             documents = load_all_plain(text)
