@@ -101,15 +101,11 @@ class KustomizePool:
             with self._lock:
                 self._all.append(worker)
         try:
-            text = worker.build(directory)
-        except BuildError:
-            if worker.process.poll() is None:  # a failed build leaves the worker usable
+            return worker.build(directory)
+        finally:
+            if worker.process.poll() is None:  # a failed build leaves the worker usable; a crashed one is not
                 with self._lock:
                     self._idle.append(worker)
-            raise
-        with self._lock:
-            self._idle.append(worker)
-        return text
 
     def close(self) -> None:
         with self._lock:

@@ -31,10 +31,10 @@ def _records(args: argparse.Namespace):
     """The check records of this project and these arguments, or None when a check must always run."""
     from ..checkrecord import CheckRecords
 
-    cache = build_cache(args, Path(args.project).resolve())
+    root = Path(args.project).resolve()
+    cache = build_cache(args, root)
     if cache is None or args.server:  # a cluster is not an input a fingerprint can vouch for
         return None
-    root = Path(args.project).resolve()
     spec = Path(args.spec).resolve() if args.spec else root / "platform.yaml"
     arguments = [f"output={args.output}", f"env={args.env}", f"drift_only={args.drift_only}", *args.source_cache]
     return CheckRecords(cache, root, spec, arguments)
