@@ -6,9 +6,9 @@ import copy
 import dataclasses
 import json
 import os
-import shlex
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import yaml
 from conftest import PROJECT
 from kfgen.buildcache import BuildCache
 from kfgen.catalog import load_catalog
-from kfgen.errors import InputError
+from kfgen.errors import InputError, PolicyError
 from kfgen.policies import (
     PolicyException,
     PolicyReport,
@@ -92,6 +92,30 @@ def test_exceptions_silence_one_object_and_unused_ones_are_reported(built):
     assert unused_exceptions([used, unused], [report]) == [unused]
 
 
+def _pod(name: str, container: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team"},
+            "spec": {"containers": [{"name": container, "image": "registry.example/app:1.0"}]}}
+
+
+def test_every_object_is_judged_on_its_own_whatever_characters_it_holds():
+    """Names beyond the BMP, C1 controls and escaped lone surrogates reach the policies intact, and each
+    object (not the component's list of them) is the policies' input."""
+    names = ["plain", "caf\u00e9-\U0001f680", "nel\x85del\x7f", "lone\ud800"]
+    objects = {"apps": [_pod(f"pod-{index}", name) for index, name in enumerate(names)], "empty": []}
+    report = run_policies(CONFTEST, POLICIES, "prod", STRICT, objects, [])
+    run_as_root = sorted((v.component, v.object) for v in report.violations if v.rule == "run-as-non-root")
+    assert run_as_root == [("apps", f"Pod team/pod-{index}") for index in range(len(names))]
+    messages = {v.message for v in report.violations if v.rule == "run-as-non-root"}
+    assert 'container "caf\u00e9-\U0001f680" may run as root' in messages
+
+
+def test_a_broken_policy_is_a_policy_error_not_a_missing_tool(tmp_path):
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    (tmp_path / "policies" / "broken.rego").write_text("package rules\n\nviolation contains x if {\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match="broken.rego"):
+        run_policies(CONFTEST, tmp_path / "policies", "prod", STRICT, {"apps": [_pod("pod", "app")]}, [])
+
+
 def test_exception_without_a_reason_is_bad_input(tmp_path):
     (tmp_path / "exceptions.yaml").write_text("exceptions:\n- {rule: no-host-path, kind: DaemonSet, name: x}\n")
     with pytest.raises(InputError, match="needs rule, kind, name, reason"):
@@ -101,9 +125,19 @@ def test_exception_without_a_reason_is_bad_input(tmp_path):
 # --- verdicts cached per component (`kfgen check`) ---
 
 
+_LOGGING_CONFTEST = """#!{python}
+import json, os, sys
+with open(next(a for a in sys.argv if a.endswith(".json") and not a.endswith("data.json")), encoding="utf-8") as objects:
+    components = sorted(json.load(objects)["components"])
+with open({log!r}, "a", encoding="utf-8") as log:
+    log.write(json.dumps(components) + "\\n")
+os.execv({conftest!r}, [{conftest!r}, *sys.argv[1:]])
+"""
+
+
 class CountedPolicies:
     """A copy of the policies, minus the no-host-path exception (so that verdicts hold violations too),
-    run by the real conftest through a script that logs the input files of each run."""
+    run by the real conftest through a script that logs the components given to each run."""
 
     def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch):
         self.root = root
@@ -114,7 +148,7 @@ class CountedPolicies:
         exceptions.write_text(yaml.safe_dump(document), encoding="utf-8")
         self.log = root / "conftest.log"
         wrapper = root / "conftest"
-        wrapper.write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(self.log))}\nexec {shlex.quote(CONFTEST)} "$@"\n', encoding="utf-8")
+        wrapper.write_text(_LOGGING_CONFTEST.format(python=sys.executable, log=str(self.log), conftest=CONFTEST), encoding="utf-8")
         wrapper.chmod(0o755)
         monkeypatch.setenv("KFGEN_CONFTEST", str(wrapper))
         self.cache = BuildCache(root / "cache")
@@ -125,7 +159,7 @@ class CountedPolicies:
     def runs(self) -> list[list[str]]:
         """The components each conftest run so far was given."""
         lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
-        return [sorted(Path(word).stem for word in line.split() if word.endswith(".yaml")) for line in lines]
+        return [json.loads(line) for line in lines]
 
 
 @pytest.fixture

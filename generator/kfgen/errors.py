@@ -67,5 +67,9 @@ class BuildError(KfgenError):
     exit_code = 1
 
 
+class PolicyError(KfgenError):
+    """conftest could not run the project's policies: a Rego error in policies/, say."""
+
+
 class ToolMissing(KfgenError):
     """A required external tool is not installed."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .buildcache import BuildCache, digest_files, digest_text
-from .errors import InputError, Problem, ToolMissing
+from .errors import InputError, PolicyError, Problem
 from .spec import Environment
 from .tools import find_tool, tool_identity
 from .yamlio import load_file
@@ -33,9 +33,26 @@ _CRD_LINE = re.compile(r'\{"apiVersion":"[^"\\]*","kind":"CustomResourceDefiniti
 EXCEPTIONS_FILE = "exceptions.yaml"
 _MESSAGE = re.compile(r"^\[(?P<rule>[a-z0-9-]+)\] (?P<object>[^:]+): (?P<message>.*)$")
 _EXCEPTED = re.compile(r"^\[excepted:(?P<rule>[a-z0-9-]+)\] (?P<object>.+)$")
-# Characters JSON leaves raw that YAML reads otherwise: DEL, the C1 controls and U+FFFE/U+FFFF are
-# refused, and NEL is a line break (folded into a space inside a string).
-_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\ufffe\uffff]")
+# The policies judge one object at a time (package main's deny and warn). Giving conftest every object as
+# a document of its own costs it a YAML parse and a query per object, four fifths of its time; one JSON
+# input walked by this package, which asks package main once per object, gives the same answers.
+_EACH_OBJECT_PACKAGE = "kfgen_each_object"
+_EACH_OBJECT = f"""package {_EACH_OBJECT_PACKAGE}
+
+import rego.v1
+
+deny contains sprintf("%s %s", [component, message]) if {{
+\tsome component, objects in input.components
+\tsome object in objects
+\tsome message in data.main.deny with input as object
+}}
+
+warn contains sprintf("%s %s", [component, message]) if {{
+\tsome component, objects in input.components
+\tsome object in objects
+\tsome message in data.main.warn with input as object
+}}
+"""
 
 
 @dataclass(frozen=True, order=True)
@@ -87,7 +104,7 @@ class PolicySuite:
     conftest: str
     directory: Path
     exceptions: tuple[PolicyException, ...]
-    digest: str  # of conftest (version and binary) and every file in the policies folder, exceptions.yaml among them
+    digest: str  # of conftest (version and binary), the package that walks the objects, every file in the policies folder
 
 
 @dataclass(frozen=True)
@@ -136,9 +153,8 @@ def run_policies(conftest: str, policy_dir: Path, environment: str, settings: di
                  objects: dict[str, list[dict[str, Any]]], exceptions: Iterable[PolicyException]) -> PolicyReport:
     """Run conftest over objects (by component) with settings and exceptions as data."""
     # CRDs hold no workload, credential or role, and are most of the bytes: conftest would spend four
-    # fifths of its time parsing them for nothing. Characters stay raw: YAML refuses the \u-escaped
-    # surrogate pairs that ASCII-only JSON spells characters beyond the BMP with.
-    documents = {component: [json.dumps(o, ensure_ascii=False) for o in everything if o.get("kind") != _CRD]
+    # fifths of its time parsing them for nothing.
+    documents = {component: [json.dumps(o) for o in everything if o.get("kind") != _CRD]
                  for component, everything in objects.items()}
     return _report(environment, _run_conftest(conftest, policy_dir, settings, exceptions, documents))
 
@@ -153,35 +169,32 @@ def _run_conftest(conftest: str, policy_dir: Path, settings: dict[str, Any], exc
         root = Path(scratch)
         data = {"settings": settings, "exceptions": [e.__dict__ for e in exceptions]}
         (root / "data.json").write_text(json.dumps(data), encoding="utf-8")
-        # Each object as a JSON document of one YAML file per component: JSON is YAML, and Python writes
-        # it many times faster. (A JSON file per object reads faster still, but creating the files costs more.)
-        files = []
-        for component, texts in documents.items():
-            if texts:
-                path = root / "objects" / f"{component}.yaml"
-                path.parent.mkdir(exist_ok=True)
-                path.write_text(_as_yaml("".join(f"---\n{text}\n" for text in texts)), encoding="utf-8")
-                files.append(str(path))
+        (root / "each-object").mkdir()
+        (root / "each-object" / "each_object.rego").write_text(_EACH_OBJECT, encoding="utf-8")
+        members = (f"{json.dumps(component)}:[{','.join(texts)}]" for component, texts in documents.items() if texts)
+        (root / "objects.json").write_text(f'{{"components":{{{",".join(members)}}}}}', encoding="utf-8")
         result = subprocess.run(
-            [conftest, "test", "--no-color", "--output", "json", "--namespace", "main", "--policy", str(policy_dir),
-             "--data", str(root / "data.json"), *files],
+            [conftest, "test", "--no-color", "--output", "json", "--namespace", _EACH_OBJECT_PACKAGE,
+             "--policy", str(policy_dir), "--policy", str(root / "each-object"), "--data", str(root / "data.json"),
+             str(root / "objects.json")],
             capture_output=True, text=True,
         )
         if result.returncode not in (0, 1):
-            raise ToolMissing(f"conftest failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise PolicyError(f"conftest failed on the policies in {policy_dir}: {result.stderr.strip() or result.stdout.strip()}")
         try:
             outcomes = json.loads(result.stdout)
         except ValueError:
-            raise ToolMissing(f"conftest gave no JSON: {result.stdout[:500]} {result.stderr[:500]}") from None
+            raise PolicyError(f"conftest gave no JSON: {result.stdout[:500]} {result.stderr[:500]}") from None
     violations: dict[str, set[tuple[str, str, str]]] = {component: set() for component in documents}
     excepted: dict[str, set[tuple[str, str]]] = {component: set() for component in documents}
     for outcome in outcomes:
-        component = Path(outcome["filename"]).stem
         for failure in outcome.get("failures") or []:
-            match = _MESSAGE.match(failure["msg"])
-            violations[component].add((match["rule"], match["object"], match["message"]) if match else ("policy", "", failure["msg"]))
+            component, message = failure["msg"].split(" ", 1)
+            match = _MESSAGE.match(message)
+            violations[component].add((match["rule"], match["object"], match["message"]) if match else ("policy", "", message))
         for warning in outcome.get("warnings") or []:
-            match = _EXCEPTED.match(warning["msg"])
+            component, message = warning["msg"].split(" ", 1)
+            match = _EXCEPTED.match(message)
             if match:
                 excepted[component].add((match["rule"], match["object"]))
     return {component: ComponentVerdict(tuple(sorted(violations[component])), frozenset(excepted[component])) for component in documents}
@@ -190,11 +203,6 @@ def _run_conftest(conftest: str, policy_dir: Path, settings: dict[str, Any], exc
 def _require_policy_folder(policy_dir: Path) -> None:
     if not policy_dir.is_dir():
         raise InputError([Problem(str(policy_dir), 0, 0, "", "no policies folder: the project's Rego policies belong in policies/")])
-
-
-def _as_yaml(json_documents: str) -> str:
-    """JSON documents as YAML that reads back the same: JSON is YAML, bar a few characters it leaves raw."""
-    return _NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", json_documents)
 
 
 def _report(environment: str, verdicts: dict[str, ComponentVerdict]) -> PolicyReport:
@@ -231,7 +239,8 @@ def load_suite(project_root: Path) -> PolicySuite:
     exceptions = tuple(load_exceptions(policy_dir))
     conftest = find_conftest(project_root)
     # The binary itself, not only its version string: a conftest built from other sources reports "dev" too.
-    return PolicySuite(conftest, policy_dir, exceptions, digest_text(CONFTEST_VERSION, tool_identity(conftest), digest_files(policy_dir)))
+    digest = digest_text(CONFTEST_VERSION, tool_identity(conftest), _EACH_OBJECT, digest_files(policy_dir))
+    return PolicySuite(conftest, policy_dir, exceptions, digest)
 
 
 def checked_environment(suite: PolicySuite, environment: Environment, components: Sequence[ComponentBuild],
@@ -259,7 +268,7 @@ def policy_documents(component: ComponentBuild) -> list[str]:
     """A built component's objects as JSON documents for conftest, CRDs left out (see run_policies).
     Taken from the JSON lines the build converted when there are some, which saves parsing them."""
     if component.json_lines is None:
-        return [json.dumps(o, ensure_ascii=False) for o in component.objects if o.get("kind") != _CRD]
+        return [json.dumps(o) for o in component.objects if o.get("kind") != _CRD]
     return [line for line in component.json_lines.splitlines() if line and not _is_crd(line)]
 
 
