@@ -112,7 +112,7 @@ def test_every_object_is_judged_on_its_own_whatever_characters_it_holds():
 def test_a_broken_policy_is_a_policy_error_not_a_missing_tool(tmp_path):
     shutil.copytree(POLICIES, tmp_path / "policies")
     (tmp_path / "policies" / "broken.rego").write_text("package rules\n\nviolation contains x if {\n", encoding="utf-8")
-    with pytest.raises(PolicyError, match="broken.rego"):
+    with pytest.raises(PolicyError, match=r"broken\.rego"):
         run_policies(CONFTEST, tmp_path / "policies", "prod", STRICT, {"apps": [_pod("pod", "app")]}, [])
 
 
