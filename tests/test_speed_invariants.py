@@ -65,6 +65,21 @@ def test_keys(key: Any) -> None:
         assert yamlio.dump(document) == libyaml(document), document
 
 
+def test_documents_kept_by_the_writer_are_told_apart_by_type() -> None:
+    """The writer keeps what it wrote, by the document's repr: documents equal in Python or alike in
+    text (1, 1.0, True, '1', (1,), [1]) each come out as libyaml writes them, in either order and again."""
+    values: list[Any] = [1, 1.0, True, "1", "true", None, "null", (1,), [1], {"1": 1}, {1: 1}, {True: 1}]
+    for order in (values, list(reversed(values)), values):
+        for value in order:
+            document = {"key": value}
+            assert yamlio.dump(document) == libyaml(document), document
+            assert yamlio.dump_all([document, [value]]) == libyaml_all([document, [value]]), document
+
+
+def libyaml_all(documents: list[Any]) -> str:
+    return yaml.dump_all(documents, **yamlio._DUMP_OPTIONS)
+
+
 def test_empty_collections_and_top_level_shapes() -> None:
     for document in ({}, [], "text", 1, None, {"a": {}}, {"a": []}, [{}], [[]], [[], {}], {"a": [{}, []]},
                      ({"a": 1},), {"a": (1, 2)}, [[[["deep"]]]], {"a": {"b": {"c": {"d": []}}}}):

@@ -419,7 +419,26 @@ def _write_sequence(data: list[Any] | tuple[Any, ...], indent: int, lead: str, o
             out.append(marker + _scalar(item, len(marker)))
 
 
+# Environments mostly share their overlays' documents (the same replicas patch, the same kustomization),
+# so the writer keeps what it wrote by the document's repr, which its C implementation makes many times
+# cheaper than writing. Only documents of the plain types the writer takes are kept, whose repr is
+# unambiguous (1 and '1', True and 1 differ). Bounded, as tests render many projects in one process.
+_DOCUMENTS_KEPT = 20_000
+_documents: dict[str, str] = {}
+
+
 def _write_document(data: Any) -> str:
+    key = repr(data)
+    written = _documents.get(key)
+    if written is None:
+        written = _write_new_document(data)
+        if len(_documents) >= _DOCUMENTS_KEPT:
+            _documents.clear()
+        _documents[key] = written
+    return written
+
+
+def _write_new_document(data: Any) -> str:
     out: list[str] = []
     if type(data) is dict and data:
         _write_mapping(data, 0, "", out)
