@@ -64,6 +64,34 @@ def test_a_custom_openapi_schema_is_forgotten_after_its_build(tmp_path, pool):
     assert (merged, replaced) == (kustomize_build(binary, custom), kustomize_build(binary, plain))
 
 
+def _deployment_project(root: Path, custom_schema: bool) -> Path:
+    """A patch of a Deployment's containers: merged by name under the built-in schema; under a custom schema
+    alone (which knows nothing of Deployments), the patch's list replaces the original."""
+    root.mkdir()
+    deployment = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n"
+                  "      containers:\n{}")
+    container = "      - name: {0}\n        image: {0}:{1}\n"
+    (root / "deployment.yaml").write_text(deployment.format(container.format("a", 1) + container.format("b", 1)))
+    (root / "patch.yaml").write_text(deployment.format(container.format("a", 2)))
+    kustomization = "resources:\n- deployment.yaml\npatches:\n- path: patch.yaml\n"
+    if custom_schema:
+        (root / "schema.json").write_text(json.dumps({"definitions": {}}))
+        kustomization += "openapi:\n  path: schema.json\n"
+    (root / "kustomization.yaml").write_text(kustomization)
+    return root
+
+
+def test_a_custom_openapi_schema_is_read_alone_as_the_binary_reads_it(tmp_path, pool):
+    """The worker parses the built-in schema when it starts; a build with a schema of its own must not see it."""
+    plain = _deployment_project(tmp_path / "plain", custom_schema=False)
+    custom = _deployment_project(tmp_path / "custom", custom_schema=True)
+    binary = find_kustomize(PROJECT)
+    outputs = [pool.build(folder) for folder in (plain, custom, custom, plain)]
+    assert re.findall(r"image: (\S+)", outputs[0]) == ["a:2", "b:1"]
+    assert re.findall(r"image: (\S+)", outputs[1]) == ["a:2"]
+    assert outputs == [kustomize_build(binary, folder) for folder in (plain, custom, custom, plain)]
+
+
 def test_a_failed_build_names_its_folder_and_the_worker_goes_on(tmp_path, pool):
     broken = tmp_path / "broken"
     broken.mkdir()
