@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .buildcache import BuildCache, digest_files, digest_text
+from .buildcache import BuildCache, digest_contents, digest_files, digest_text, read_files
 from .errors import BuildError, InputError
 from .kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize_worker
 from .plan import EnvironmentPlan
@@ -158,7 +158,8 @@ class Builder:
 
     def __init__(self, project_root: Path, tree: Path, cache: BuildCache | None = None):
         worker = find_kustomize_worker(project_root)
-        self.kustomize = KustomizePool(worker)
+        # One worker starts at once: a check that reaches the Builder has almost always something to build.
+        self.kustomize = KustomizePool(worker, ready=1)
         weakref.finalize(self, self.kustomize.close)  # the workers exit with the Builder at the latest
         self.converter = find_yaml2json(project_root)
         self.tree = tree
@@ -167,6 +168,7 @@ class Builder:
         self.inputs = digest_text(KUSTOMIZE_VERSION, tool_identity(worker),
                                   lock.read_text(encoding="utf-8") if lock.is_file() else "")
         self._bases: dict[str, tuple[str, str, str]] = {}
+        self._base_tree: str | None = None  # the digest of every base, for overlays built on their own
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -209,17 +211,25 @@ class Builder:
                 self._bases[component] = (key, *split_crds(text))
             return self._bases[component]
 
+    def base_tree(self) -> str:
+        """The digest of every base folder, taken once per run."""
+        with self._guard:
+            if self._base_tree is None:
+                self._base_tree = digest_files(self.tree / "base")
+            return self._base_tree
+
     def overlay(self, env: str, component: str) -> OverlayOutput:
         """The component's objects in env."""
         folder = self.tree / "overlays" / env / component
-        if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder):
-            outside = [d for d in _outside_resources(folder) if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
-            key = digest_text("overlay", self.inputs, digest_files(folder), digest_files(self.tree / "base"), digest_files(*outside))
+        files = read_files(folder)
+        if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder, files):
+            outside = [d for d in _outside_resources(folder, files) if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
+            key = digest_text("overlay", self.inputs, digest_contents(folder.name, files), self.base_tree(), digest_files(*outside))
             text, cached = self._cached(key, lambda: self.kustomize.build(folder))
             return OverlayOutput(key, ((key, text),) if text else (), cached)
         base_key, crds, rest = self.base(component)
         # The entry holds the overlay's own output only; the base's CRDs are joined in front of it.
-        key = digest_text("overlay-on-base", self.inputs, base_key, digest_files(folder))
+        key = digest_text("overlay-on-base", self.inputs, base_key, digest_contents(folder.name, files))
 
         def make() -> str:
             with tempfile.TemporaryDirectory(prefix="kfgen-overlay-") as scratch:
@@ -258,22 +268,23 @@ class OverlayOutput:
         return _join(*(text for _, text in self.parts))
 
 
-def _needs_direct_build(folder: Path) -> bool:
+def _needs_direct_build(folder: Path, files: list[tuple[str, bytes]]) -> bool:
     """Overlays that patch CRDs or merge into upstream generators cannot be built on a prebuilt base.
 
     Nor can those that patch a ConfigMap or Secret: upstream may generate it, and a prebuilt base knows
-    only its hashed name, so the patch would miss it (or leave references to the old hash)."""
-    text = (folder / "kustomization.yaml").read_text(encoding="utf-8")
+    only its hashed name, so the patch would miss it (or leave references to the old hash).
+    files: the overlay folder's files, as read_files gives them."""
+    text = dict(files).get("kustomization.yaml", b"").decode("utf-8")
     if any(word in text for word in ("CustomResourceDefinition", "configMapGenerator", "secretGenerator",
-                                     "kind: ConfigMap", "kind: Secret")) or _outside_resources(folder):
+                                     "kind: ConfigMap", "kind: Secret")) or _outside_resources(folder, files):
         return True
-    return any(re.search(r"^kind: (ConfigMap|Secret)$", path.read_text(encoding="utf-8"), re.MULTILINE)
-               for path in folder.glob("*.yaml") if path.name != "kustomization.yaml")
+    return any(re.search(rb"^kind: (ConfigMap|Secret)$", data, re.MULTILINE)
+               for name, data in files if "/" not in name and name.endswith(".yaml") and name != "kustomization.yaml")
 
 
-def _outside_resources(folder: Path) -> list[Path]:
+def _outside_resources(folder: Path, files: list[tuple[str, bytes]]) -> list[Path]:
     """Resource folders an overlay names besides its base (they live elsewhere in the project)."""
-    kustomization = load_plain((folder / "kustomization.yaml").read_text(encoding="utf-8")) or {}
+    kustomization = load_plain(dict(files).get("kustomization.yaml", b"").decode("utf-8")) or {}
     return [(folder / r).resolve() for r in kustomization.get("resources") or []
             if r.startswith("../") and r != f"../../../base/{folder.name}"]
 

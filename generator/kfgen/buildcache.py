@@ -17,15 +17,32 @@ from typing import Any
 _MAGIC = b"# kfgen-cache sha256="
 
 
+def read_files(root: Path) -> list[tuple[str, bytes]]:
+    """Every file below root (symbolic links to files followed) as (relative POSIX name, contents), in
+    name order. Overlays are digested on every check: os.walk takes half the time of Path.rglob."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for folder, _, names in os.walk(root):
+        relative = os.path.relpath(folder, root)
+        prefix = () if relative == "." else tuple(relative.split(os.sep))
+        found.extend(((*prefix, name), os.path.join(folder, name)) for name in names if os.path.isfile(os.path.join(folder, name)))
+    files = []
+    for parts, path in sorted(found):
+        with open(path, "rb") as handle:
+            files.append(("/".join(parts), handle.read()))
+    return files
+
+
+def digest_contents(name: str, files: list[tuple[str, bytes]]) -> str:
+    """sha256 over a folder's name and the relative names and contents of its files (see read_files)."""
+    digest = hashlib.sha256(name.encode() + b"\0")
+    for relative, data in files:
+        digest.update(relative.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
 def digest_files(*roots: Path) -> str:
     """sha256 over the relative names and contents of every file below roots, in a stable order."""
-    digest = hashlib.sha256()
-    for root in roots:
-        digest.update(str(root.name).encode() + b"\0")
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    return digest_text(*(digest_contents(root.name, read_files(root)) for root in roots))
 
 
 def digest_tree(digest: Any, folder: Path, relative: str, skipped: frozenset[str] = frozenset(), excluded: Path | None = None) -> bool:

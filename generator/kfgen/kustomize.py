@@ -87,10 +87,12 @@ class KustomizePool:
     """kustomize-worker processes shared by threads: each build takes an idle worker or starts one,
     so there are never more workers than builds running at once."""
 
-    def __init__(self, program: str):
+    def __init__(self, program: str, ready: int = 0):
+        """ready: workers to start now, so that their start-up (about a fifth of a second, most of it
+        parsing kustomize's built-in schema) overlaps whatever the caller does before its first build."""
         self.program = program
-        self._idle: list[_Worker] = []
-        self._all: list[_Worker] = []
+        self._idle: list[_Worker] = [_Worker(program) for _ in range(ready)]
+        self._all: list[_Worker] = list(self._idle)
         self._lock = threading.Lock()
 
     def build(self, directory: Path) -> str:
