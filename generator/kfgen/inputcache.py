@@ -153,6 +153,10 @@ class Inputs:
     platform: Platform
     cache: BuildCache | None = None
     unsaved: list[tuple[str, bytes]] = field(default_factory=list)
+    # The spec's key (which holds the catalog's): what catalog and platform were loaded from, for what is
+    # derived from them alone. None when they cannot be keyed or changed while they loaded.
+    key: str | None = None
+    sources: tuple[Path, Path, str] | None = None  # (components, spec, display), to take the key again
 
     def remember(self) -> None:
         """Store what was loaded afresh: call once the inputs are known to be valid, the plan made from them."""
@@ -160,6 +164,14 @@ class Inputs:
             for key, body in self.unsaved:
                 self.cache.put_bytes(key, body)
         self.unsaved.clear()
+
+    def unchanged(self) -> bool:
+        """Whether the inputs still have the key they were loaded under (templates, say, are read later)."""
+        if self.key is None or self.sources is None:
+            return False
+        components, spec, display = self.sources
+        catalog = catalog_key(components)
+        return catalog is not None and spec_key(spec, display, catalog) == self.key
 
 
 def _stored(cache: BuildCache | None, key: str | None, root: Path, kind: type) -> Any:
@@ -179,10 +191,14 @@ def load_inputs(components: Path, spec: Path, display: str, cache: BuildCache | 
         # Kept only if nothing changed while it loaded: an entry must be what its key's inputs give.
         if key and catalog_key(components) == key:
             unsaved.append((key, _dumps(catalog, components)))
+        else:
+            key = None  # nor may anything loaded against this catalog be kept under it
     keyed_spec = spec_key(spec, display, key) if key else None
     platform = _stored(cache, keyed_spec, components, Platform)
     if platform is None:
         platform = load_platform(spec, catalog, display)
-        if keyed_spec and key and spec_key(spec, display, key) == keyed_spec:
+        if keyed_spec and spec_key(spec, display, key) == keyed_spec:
             unsaved.append((keyed_spec, _dumps(platform, components)))
-    return Inputs(catalog, platform, cache, unsaved)
+        else:
+            keyed_spec = None
+    return Inputs(catalog, platform, cache, unsaved, keyed_spec, (components, spec, display))

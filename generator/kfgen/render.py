@@ -22,7 +22,6 @@ from .identity import identity_context
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .spec import Profile
-from .templates import evaluate, render_documents
 from .yamlio import dump, dump_all
 
 VENDOR_DIR = "vendor"
@@ -294,6 +293,9 @@ def _credentials(overlay: _Overlay, env_plan: EnvironmentPlan, shared: Environme
 
 
 def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentShared, planned: PlannedComponent) -> dict[str, bytes]:
+    # Jinja is imported only once something renders: a tree from the cache (rendercache.py) needs none.
+    from .templates import evaluate, render_documents
+
     component = planned.component
     folder = f"overlays/{env_plan.name}/{component.name}"
     overlay = _Overlay(folder, f"{plan.platform.file} (environment {env_plan.name}) and components/{component.name}/")

@@ -24,7 +24,6 @@ from ..plan import EnvironmentPlan, Plan
 from ..policies import PolicyException, PolicyReport, load_suite, unused_exceptions
 from ..policies import checked_environment as checked_policies
 from ..refs import RemoteDir
-from ..render import render
 from ..sources import SourceCache
 from ..yamlio import load_all_plain
 from .common import (
@@ -32,6 +31,7 @@ from .common import (
     built_environments,
     load_project,
     progress_printer,
+    rendered,
     source_cache,
 )
 
@@ -130,7 +130,7 @@ def run_check(args: argparse.Namespace) -> CheckOutcome:
     project = load_project(args)
     outside: list[Path] | None = None if project.platform.source_mode == "remote" else []
     env_plans = [project.plan.environment(args.env)] if args.env else list(project.plan.environments)
-    drifted = drift(render(project.plan), project.root)
+    drifted = drift(rendered(project), project.root)
     results: list[tuple[EnvironmentReport, float]] = []
     server: list[ApplyReport] = []
     policy_reports: list[PolicyReport] = []

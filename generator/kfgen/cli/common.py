@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from ..build import EnvironmentBuild
     from ..buildcache import BuildCache
     from ..catalog import Catalog
+    from ..inputcache import Inputs
     from ..plan import EnvironmentPlan, Plan
+    from ..render import RenderedTree
     from ..sources import SourceCache
     from ..spec import Platform
 
@@ -40,6 +42,7 @@ class Project:
     catalog: Catalog
     platform: Platform
     plan: Plan
+    inputs: Inputs | None = None  # how catalog and platform were loaded, and their cache
 
 
 def load_project(args: argparse.Namespace) -> Project:
@@ -55,7 +58,14 @@ def load_project(args: argparse.Namespace) -> Project:
     inputs = load_inputs(root / "components", spec, display, build_cache(args, root))
     plan = make_plan(inputs.platform, inputs.catalog)
     inputs.remember()  # only now that the plan is made too: bad input writes nothing, not even to the cache
-    return Project(root, inputs.catalog, inputs.platform, plan)
+    return Project(root, inputs.catalog, inputs.platform, plan, inputs)
+
+
+def rendered(project: Project) -> RenderedTree:
+    """The project's rendered tree, from the build cache when the inputs are unchanged (see rendercache.py)."""
+    from ..rendercache import render_cached
+
+    return render_cached(project.plan, project.inputs)
 
 
 def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:

@@ -6,8 +6,7 @@ import argparse
 import json
 
 from ..output import write_tree
-from ..render import render
-from .common import add_project_arguments, load_project
+from .common import add_project_arguments, load_project, rendered
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
-    result = write_tree(render(project.plan), project.root)
+    result = write_tree(rendered(project), project.root)
     if args.output == "json":
         print(json.dumps({"written": result.written, "removed": result.removed, "unchanged": result.unchanged}))
     else:
