@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import PROJECT, shipped_spec
 from kfgen.build import Builder, build_environment, split_crds
 from kfgen.buildcache import BuildCache
+from kfgen.errors import BuildError
 from kfgen.kustomize import find_kustomize, kustomize_build
 from kfgen.yamlio import load_all_plain
 
@@ -84,3 +87,46 @@ def test_parsed_objects_are_kept_as_json_and_equal_the_yaml(make_project, tmp_pa
     second = build_environment(PROJECT, env, tree=project.root, cache=BuildCache(tmp_path / "cache"))
     assert [c.objects for c in second.components] == parsed
     assert [load_all_plain(c.text) for c in second.components] == parsed
+
+
+class AskedCache(BuildCache):
+    """The build cache, noting every key asked for."""
+
+    def __init__(self, directory):
+        super().__init__(directory)
+        self.asked: list[str] = []
+
+    def get_bytes(self, key):
+        self.asked.append(key)
+        return super().get_bytes(key)
+
+
+def test_a_warm_build_reads_a_bases_yaml_only_when_asked_for_it(make_project, tmp_path):
+    """Objects come from the cached JSON; the YAML of bases (their CRDs, most of the bytes) stays unread
+    until a component's text is wanted, and is then what a cold build gave."""
+    project = make_project()
+    project.vendor()
+    project.render()
+    env = project.plan().environment("local")
+    cold = build_environment(PROJECT, env, tree=project.root, cache=BuildCache(tmp_path / "cache"))
+    cache = AskedCache(tmp_path / "cache")
+    with Builder(PROJECT, project.root, cache) as builder:
+        warm = build_environment(PROJECT, env, tree=project.root, builder=builder)
+        bases = {builder.base_key(c.name) for c in warm.components if (project.root / "base" / c.name).is_dir()}
+        assert len(bases) > 20 and all(c.cached for c in warm.components)
+        assert [c.objects for c in warm.components] == [c.objects for c in cold.components]
+        assert not bases & set(cache.asked)
+        before = set(cache.asked)
+        assert [c.text for c in warm.components] == [c.text for c in cold.components]
+        read_for_text = set(cache.asked) - before
+        assert len(read_for_text) > 20 and read_for_text <= bases  # overlays built on their own need no base
+
+
+def test_a_closed_builder_builds_nothing(make_project, tmp_path):
+    project = make_project()
+    project.vendor()
+    project.render()
+    builder = Builder(PROJECT, project.root, None)
+    builder.close()
+    with pytest.raises(BuildError, match="kustomize workers have stopped"):
+        builder.overlay("local", "dex")

@@ -37,7 +37,9 @@ from .yamlio import dump, load_all_plain, load_plain
 class ComponentBuild:
     name: str
     wave: int
-    text: str
+    # kustomize's output, or what reads it back: a check that takes the objects from their cached JSON
+    # never reads the YAML of a base's CRDs, which are most of the bytes (see the text property).
+    yaml: str | Callable[[], str] = field(repr=False)
     seconds: float
     cached: bool = False
     key: str = ""  # the build cache key of this output
@@ -45,6 +47,13 @@ class ComponentBuild:
     _objects: list[dict[str, Any]] | None = field(default=None, repr=False)
     # Not an init field: a copy made with other _objects (dataclasses.replace) has no digests of its own.
     _digests: list[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def text(self) -> str:
+        """kustomize's output, read on first use."""
+        if not isinstance(self.yaml, str):
+            self.yaml = self.yaml()
+        return self.yaml
 
     @property
     def objects(self) -> list[dict[str, Any]]:
@@ -88,11 +97,13 @@ def yaml_to_json_lines(converter: str, text: str) -> str:
     return result.stdout
 
 
-def cached_json_lines(converter: str, text: str, cache: BuildCache | None, key: str) -> str:
-    """yaml_to_json_lines, kept in cache (when there is one) under key."""
+def cached_json_lines(converter: str, text: str | Callable[[], str], cache: BuildCache | None, key: str) -> str:
+    """yaml_to_json_lines, kept in cache (when there is one) under key; text, when a function, is called
+    only if the cache does not hold the lines."""
     stored = cache.get(key) if cache is not None else None
     if stored is None:
-        stored = yaml_to_json_lines(converter, text)
+        text = text if isinstance(text, str) else text()
+        stored = yaml_to_json_lines(converter, text) if text else ""
         if cache is not None:
             cache.put(key, stored)
     return stored
@@ -130,6 +141,7 @@ def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iter
 
 
 _CRD = re.compile(r"^kind: CustomResourceDefinition$", re.MULTILINE)
+_CRD_PART = "-crds"  # ends the cache key of a base's CRDs, an output part of its own
 
 
 def split_crds(text: str) -> tuple[str, str]:
@@ -167,8 +179,10 @@ class Builder:
         lock = tree / LOCK_FILE
         self.inputs = digest_text(KUSTOMIZE_VERSION, tool_identity(worker),
                                   lock.read_text(encoding="utf-8") if lock.is_file() else "")
-        self._bases: dict[str, tuple[str, str, str]] = {}
+        self._base_keys: dict[str, str] = {}
+        self._bases: dict[str, tuple[str, str]] = {}  # (CRDs, other objects), for bases read or built
         self._base_tree: str | None = None  # the digest of every base, for overlays built on their own
+        self._crd_json: dict[str, str] = {}  # the JSON lines of bases' CRDs, shared by every environment
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -197,18 +211,33 @@ class Builder:
         converted and cached on its own: a base's CRDs once for every environment."""
         if self.converter is None:
             return None
-        return "".join(cached_json_lines(self.converter, text, self.cache, f"{key}-json") for key, text in output.parts)
+        return "".join(self._json_part(key, text) for key, text in output.parts)
 
-    def base(self, component: str) -> tuple[str, str, str]:
-        """(key, CRDs, other objects) of a component's base, built once per run."""
+    def _json_part(self, key: str, text: str | Callable[[], str]) -> str:
+        if key not in self._crd_json:
+            lines = cached_json_lines(self.converter, text, self.cache, f"{key}-json")
+            if key.endswith(_CRD_PART):
+                self._crd_json[key] = lines
+            return lines
+        return self._crd_json[key]
+
+    def base_key(self, component: str) -> str:
+        """The cache key of a component's base: the files of its folder, the tools and the sources' lock."""
+        with self._guard:
+            if component not in self._base_keys:
+                self._base_keys[component] = digest_text("base", self.inputs, digest_files(self.tree / "base" / component))
+            return self._base_keys[component]
+
+    def base(self, component: str) -> tuple[str, str]:
+        """(CRDs, other objects) of a component's base, read or built once per run, when first needed."""
+        key = self.base_key(component)
         with self._guard:
             lock = self._locks.setdefault(component, threading.Lock())
         with lock:
             if component not in self._bases:
                 folder = self.tree / "base" / component
-                key = digest_text("base", self.inputs, digest_files(folder))
                 text, _ = self._cached(key, lambda: self.kustomize.build(folder))
-                self._bases[component] = (key, *split_crds(text))
+                self._bases[component] = split_crds(text)
             return self._bases[component]
 
     def base_tree(self) -> str:
@@ -227,11 +256,12 @@ class Builder:
             key = digest_text("overlay", self.inputs, digest_contents(folder.name, files), self.base_tree(), digest_files(*outside))
             text, cached = self._cached(key, lambda: self.kustomize.build(folder))
             return OverlayOutput(key, ((key, text),) if text else (), cached)
-        base_key, crds, rest = self.base(component)
+        base_key = self.base_key(component)
         # The entry holds the overlay's own output only; the base's CRDs are joined in front of it.
         key = digest_text("overlay-on-base", self.inputs, base_key, digest_contents(folder.name, files))
 
         def make() -> str:
+            rest = self.base(component)[1]
             with tempfile.TemporaryDirectory(prefix="kfgen-overlay-") as scratch:
                 root = Path(scratch)
                 target = root / "overlays" / env / component
@@ -250,9 +280,11 @@ class Builder:
                     (root / "base" / component / "kustomization.yaml").write_text("resources:\n- objects.yaml\n", encoding="utf-8")
                 return self.kustomize.build(target)
 
+        def crds() -> str:  # read only if asked for: the JSON of the CRDs is usually in the cache
+            return self.base(component)[0]
+
         own, cached = self._cached(key, make)
-        parts = ((f"{base_key}-crds", crds), (key, own))
-        return OverlayOutput(key, tuple((k, t) for k, t in parts if t), cached)
+        return OverlayOutput(key, ((base_key + _CRD_PART, crds), (key, own)), cached)
 
 
 @dataclass(frozen=True)
@@ -260,12 +292,13 @@ class OverlayOutput:
     """A component's built objects in one environment, as the YAML parts they were built in."""
 
     key: str  # the build cache key that identifies the whole output
-    parts: tuple[tuple[str, str], ...]  # (cache key, YAML text): a base's CRDs, then the overlay's own objects
+    # (cache key, YAML text or what reads it): a base's CRDs, then the overlay's own objects
+    parts: tuple[tuple[str, str | Callable[[], str]], ...]
     cached: bool  # whether the overlay came from the cache
 
     @property
     def text(self) -> str:
-        return _join(*(text for _, text in self.parts))
+        return _join(*(text if isinstance(text, str) else text() for _, text in self.parts))
 
 
 def _needs_direct_build(folder: Path, files: list[tuple[str, bytes]]) -> bool:
@@ -318,7 +351,7 @@ def build_environment(
         nonlocal done
         begin = time.perf_counter()
         output = builder.overlay(env_plan.name, planned.name)
-        build = ComponentBuild(planned.name, planned.wave, output.text, time.perf_counter() - begin, output.cached, output.key,
+        build = ComponentBuild(planned.name, planned.wave, lambda: output.text, time.perf_counter() - begin, output.cached, output.key,
                                builder.json_lines(output))
         with count_lock:
             done += 1

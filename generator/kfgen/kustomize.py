@@ -94,9 +94,12 @@ class KustomizePool:
         self._idle: list[_Worker] = [_Worker(program) for _ in range(ready)]
         self._all: list[_Worker] = list(self._idle)
         self._lock = threading.Lock()
+        self._closed = False
 
     def build(self, directory: Path) -> str:
         with self._lock:
+            if self._closed:
+                raise BuildError(f"cannot build {directory}: the kustomize workers have stopped")
             worker = self._idle.pop() if self._idle else None
         if worker is None:
             worker = _Worker(self.program)
@@ -111,6 +114,6 @@ class KustomizePool:
 
     def close(self) -> None:
         with self._lock:
-            workers, self._all, self._idle = self._all, [], []
+            workers, self._all, self._idle, self._closed = self._all, [], [], True
         for worker in workers:
             worker.close()

@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
         for login in logins:
             print(f"login: {login}")
     cluster = Cluster(args.kubeconfig, args.timeout)
-    [(_, build)] = list(built_environments(project, args, [env_plan]))
-    report = apply_environment(cluster, build, extra, dry_run=args.dry_run == "server", wait_workloads=not args.no_wait_workloads,
-                               prune=not args.no_prune, progress=progress_printer(f"apply {env_plan.name}"))
+    for _, build in built_environments(project, args, [env_plan]):
+        report = apply_environment(cluster, build, extra, dry_run=args.dry_run == "server", wait_workloads=not args.no_wait_workloads,
+                                   prune=not args.no_prune, progress=progress_printer(f"apply {env_plan.name}"))
     if args.output == "json":
         print(json.dumps({
             "environment": report.environment, "dryRun": report.dry_run,

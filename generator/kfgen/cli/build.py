@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     env_plan = project.plan.environment(args.env or project.platform.default_environment)
-    [(_, build)] = list(built_environments(project, args, [env_plan]))
-    write_build(build, Path(args.out))
+    for _, build in built_environments(project, args, [env_plan]):
+        write_build(build, Path(args.out))  # while the builder is open: the YAML of CRDs is read on demand
     if args.output == "json":
         print(json.dumps({"environment": build.environment, "seconds": round(build.seconds, 3),
                           "components": [{"name": c.name, "wave": c.wave, "objects": len(c.objects)} for c in build.components]}))
