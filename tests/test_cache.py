@@ -12,6 +12,18 @@ from kfgen.kustomize import find_kustomize, kustomize_build
 from kfgen.yamlio import load_all_plain
 
 
+class AskedCache(BuildCache):
+    """The build cache, noting every key asked for."""
+
+    def __init__(self, directory):
+        super().__init__(directory)
+        self.asked: list[str] = []
+
+    def get_bytes(self, key):
+        self.asked.append(key)
+        return super().get_bytes(key)
+
+
 def _key(obj):
     return (obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
 
@@ -46,12 +58,12 @@ def test_second_build_is_served_from_the_cache_and_corrupt_entries_are_rebuilt(m
     cache = BuildCache(tmp_path / "cache")
     first = build_environment(PROJECT, env, tree=project.root, cache=cache)
     assert not any(c.cached for c in first.components)
-    again_cache = BuildCache(tmp_path / "cache")
+    again_cache = AskedCache(tmp_path / "cache")
     second = build_environment(PROJECT, env, tree=project.root, cache=again_cache)
     assert all(c.cached for c in second.components)
     assert [c.text for c in second.components] == [c.text for c in first.components]
-    # Damage one entry: it must be noticed, dropped and rebuilt, never served.
-    entry = next((tmp_path / "cache").rglob("*.yaml"))
+    # Damage an entry that building reads: it must be noticed, dropped and rebuilt, never served.
+    entry = again_cache._path(again_cache.asked[0])
     entry.write_bytes(entry.read_bytes()[:-50])
     third_cache = BuildCache(tmp_path / "cache")
     third = build_environment(PROJECT, env, tree=project.root, cache=third_cache)
@@ -87,18 +99,6 @@ def test_parsed_objects_are_kept_as_json_and_equal_the_yaml(make_project, tmp_pa
     second = build_environment(PROJECT, env, tree=project.root, cache=BuildCache(tmp_path / "cache"))
     assert [c.objects for c in second.components] == parsed
     assert [load_all_plain(c.text) for c in second.components] == parsed
-
-
-class AskedCache(BuildCache):
-    """The build cache, noting every key asked for."""
-
-    def __init__(self, directory):
-        super().__init__(directory)
-        self.asked: list[str] = []
-
-    def get_bytes(self, key):
-        self.asked.append(key)
-        return super().get_bytes(key)
 
 
 def test_a_warm_build_reads_a_bases_yaml_only_when_asked_for_it(make_project, tmp_path):

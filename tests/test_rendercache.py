@@ -108,6 +108,10 @@ def test_a_corrupt_entry_renders_again(project, cache):
     entry.write_bytes(entry.read_bytes().replace(b"kind: Kustomization", b"kind: Kustomisation", 1))
     again, _ = _rendered(project, cache)
     assert cache.corrupt == 1 and again.files == first.files
+    # An entry whose frame is whole but whose body is not a tree (of another kfgen, say) is not trusted either.
+    for body in (b"garbage", b"5 3\nab", b"1 1\n\xffx", b"999 1\nkustomization.yaml"):
+        cache.put_bytes(render_key(inputs.key), body)
+        assert _rendered(project, cache)[0].files == first.files
 
 
 def test_check_answers_drift_from_the_kept_tree_without_rendering(project, tmp_path):

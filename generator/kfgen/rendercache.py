@@ -5,13 +5,12 @@ the whole project. What they render is a function of the catalog and the spec, w
 cache already takes (inputcache.Inputs.key: every file below components/, templates among them, the
 spec, Python and the installed libraries, Jinja among them), and of kfgen's own code. Keyed on those,
 the tree of the last render answers the next command at once; on a miss, rendering (and importing
-Jinja) happens as before. The entry is JSON of the files' text, checked by the cache like any other.
+Jinja) happens as before. The cache checks an entry's integrity as it does any other's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,18 +43,40 @@ def render_cached(plan: Plan, inputs: Inputs | None) -> RenderedTree:
 
     cache = inputs.cache if inputs else None
     key = render_key(inputs.key) if inputs and cache is not None else None
-    stored = cache.get(key) if key else None
-    if stored is not None:
-        files = json.loads(stored)["files"]
-        return RenderedTree({path: text.encode("utf-8") for path, text in files.items()})
+    stored = cache.get_bytes(key) if key else None
+    files = _unpack(stored) if stored is not None else None
+    if files is not None:
+        return RenderedTree(files)
     from .render import render
 
     tree = render(plan)
     # Templates are read as they render: the tree is kept only if the inputs still have the key.
     if key and inputs.unchanged():
-        try:
-            texts = {path: data.decode("utf-8") for path, data in tree.files.items()}
-        except UnicodeDecodeError:
-            return tree  # not text: rendered afresh every time
-        cache.put(key, json.dumps({"files": texts}, ensure_ascii=False))
+        cache.put_bytes(key, _pack(tree.files))
     return tree
+
+
+# An entry is each file's path and bytes, each preceded by a line of their lengths: no encoding to undo,
+# which for the 7,800 files of 50 environments JSON would have cost a tenth of a second.
+def _pack(files: dict[str, bytes]) -> bytes:
+    out = []
+    for path, data in files.items():
+        name = path.encode("utf-8")
+        out.extend((b"%d %d\n" % (len(name), len(data)), name, data))
+    return b"".join(out)
+
+
+def _unpack(body: bytes) -> dict[str, bytes] | None:
+    """The files of an entry; None for one that does not read as an entry (of another kfgen, say)."""
+    files: dict[str, bytes] = {}
+    at = 0
+    try:
+        while at < len(body):
+            end = body.index(b"\n", at)
+            name_length, data_length = (int(n) for n in body[at:end].split(b" "))
+            name_end = end + 1 + name_length
+            files[body[end + 1:name_end].decode("utf-8")] = body[name_end:name_end + data_length]
+            at = name_end + data_length
+    except ValueError:  # a missing line end, a bad length or a name that is not UTF-8
+        return None
+    return files if at == len(body) else None
