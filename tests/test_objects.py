@@ -479,3 +479,25 @@ def test_cli_check_bad_input_exits_2(make_project):
     result = project.kfgen("check")  # vendored sources, but no vendor/
     assert result.returncode == 2 and "kfgen vendor" in result.stderr
     assert project.kfgen("check", "--drift-only").returncode == 0
+
+
+def test_objects_built_alike_are_validated_once_per_check(built, monkeypatch):
+    """Within one check, a verdict found in one environment stands for the same object (under the same
+    schemas) in the next: checking an environment built alike validates nothing again."""
+    from kfgen.cli import check_full
+    from kfgen.cli.common import Project
+
+    local = built("26.03", "local")
+    temp = built.projects[("26.03", False)]
+    plan = temp.plan()
+    project = Project(temp.root, plan.catalog, plan.platform, plan)
+    calls = []
+    validate = Validator.validate
+    monkeypatch.setattr(Validator, "validate", lambda self, obj: calls.append(obj) or validate(self, obj))
+    cache = SourceCache(source_cache_dirs())
+    shared = check_full._Shared()
+    first = check_full._checked(project, plan.environment("local"), local, cache, None, shared)
+    validated = len(calls)
+    assert validated > 500 and len(shared.verdicts) >= validated - 50
+    again = check_full._checked(project, plan.environment("local"), local, cache, None, shared)
+    assert len(calls) == validated and again.findings == first.findings

@@ -7,7 +7,7 @@ import argparse
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,18 @@ def _verdict_key(project, env_plan: EnvironmentPlan, build, gitops: list[dict[st
                        json.dumps(gitops, sort_keys=True), *(hashlib.sha256(p.read_bytes()).hexdigest() for p in crd_files))
 
 
+@dataclass
+class _Shared:
+    """What the environments of one check share: the controllers' CRDs, loaded when first needed, and
+    the schema verdicts found so far. A verdict is keyed on the object and every schema it can be held
+    to, so an object built alike in several environments is validated once."""
+
+    controller_crds: list[dict[str, Any]] | None = None
+    verdicts: dict[str, tuple[Violation, ...]] = field(default_factory=dict)
+
+
 def _checked(project, env_plan: EnvironmentPlan, build, cache: SourceCache, verdicts: BuildCache | None,
-             crds: list[list[dict[str, Any]]]) -> EnvironmentReport:
+             shared: _Shared) -> EnvironmentReport:
     """The object checks of one environment, or their cached verdict when nothing they depend on changed."""
     gitops = gitops_objects(project.plan, env_plan)
     engine = project.platform.gitops.engine
@@ -89,13 +99,15 @@ def _checked(project, env_plan: EnvironmentPlan, build, cache: SourceCache, verd
     if stored is not None:
         data = json.loads(stored)
         return EnvironmentReport(data["environment"], data["objects"], tuple(Finding(**f) for f in data["findings"]), 0.0)
-    if not crds:
-        crds.append(controller_crds(engine, cache, verdicts))
-    # The schema verdicts of the environment's objects at its last check: most objects did not change.
+    if shared.controller_crds is None:
+        shared.controller_crds = controller_crds(engine, cache, verdicts)
+    # The schema verdicts of the environment's objects at its last check (most objects did not change),
+    # and those of the environments checked before it in this run.
     known_key = digest_text("object-verdicts", str(project.root), env_plan.name)
-    known = verdicts.get(known_key) if verdicts else None
-    report = check_environment(build, project.plan, crds[0], gitops,
-                               {digest: tuple(Violation(*v) for v in found) for digest, found in json.loads(known).items()} if known else None)
+    stored = verdicts.get(known_key) if verdicts else None
+    known = {digest: tuple(Violation(*v) for v in found) for digest, found in json.loads(stored).items()} if stored else {}
+    report = check_environment(build, project.plan, shared.controller_crds, gitops, {**known, **shared.verdicts})
+    shared.verdicts.update(report.verdicts)
     if key:
         verdicts.put(key, json.dumps({"environment": report.environment, "objects": report.objects,
                                       "findings": [asdict(f) for f in report.findings]}))
@@ -137,7 +149,7 @@ def run_check(args: argparse.Namespace) -> CheckOutcome:
     unused: list[PolicyException] = []
     if not args.drift_only:
         cache = source_cache(args, project.root)
-        crds: list[list[dict[str, Any]]] = []  # loaded once, and only when a verdict is not cached
+        shared = _Shared()
         verdicts = build_cache(args, project.root)
         cluster = Cluster(args.server) if args.server else None
         policies = load_suite(project.root)
@@ -146,7 +158,7 @@ def run_check(args: argparse.Namespace) -> CheckOutcome:
             pending_policies = []
             for env_plan, build in built_environments(project, args, env_plans):
                 pending_policies.append(conftest_runs.submit(checked_policies, policies, env_plan.environment, build.components, verdicts))
-                results.append((_checked(project, env_plan, build, cache, verdicts, crds), build.seconds))
+                results.append((_checked(project, env_plan, build, cache, verdicts, shared), build.seconds))
                 if cluster is not None:
                     server.append(apply_environment(cluster, build, dry_run=True, progress=progress_printer(f"server {env_plan.name}")))
             policy_reports = [pending.result() for pending in pending_policies]
