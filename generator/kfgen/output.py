@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +103,12 @@ def _replace_all(files: dict[str, bytes], base: str) -> None:
 
     Nothing is replaced until every file is written, so a failure leaves the tree as it was. Temporary
     files sit in their destination's folder, so that each folder is created once and a move is a rename
-    within it (a staging tree of its own doubled the folders to create and then remove).
+    within it (a staging tree of its own doubled the folders to create and then remove). A file in a
+    folder this call created replaces nothing: it is written in place, and a failure removes the folder.
     """
     token = f".kfgen-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     created: list[str] = []
+    fresh: set[str] = set()  # folders created here: nothing in them to replace
     known: set[str] = set()
     moves: list[tuple[str, str]] = []  # (temporary, destination), each temporary opened at least
     try:
@@ -113,8 +116,14 @@ def _replace_all(files: dict[str, bytes], base: str) -> None:
             destination = os.path.join(base, relative)
             folder, name = os.path.split(destination)
             if folder not in known:
-                created.extend(_make_dirs(folder, base))
+                made = _make_dirs(folder, base)
+                created.extend(made)
+                fresh.update(made)
                 known.add(folder)
+            if folder in fresh:
+                with open(destination, "xb") as handle:
+                    handle.write(data)
+                continue
             moves.append((os.path.join(folder, f".{name}{token}"), destination))
             with open(moves[-1][0], "wb") as handle:
                 handle.write(data)
@@ -130,13 +139,12 @@ def _replace_all(files: dict[str, bytes], base: str) -> None:
 
 
 def _undo(moves: list[tuple[str, str]], created: list[str]) -> None:
-    """Remove the temporary files of moves and the folders created for them."""
+    """Remove the temporary files of moves, and the folders created for them with what was written there."""
     for temporary, _ in moves:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-    for folder in reversed(created):
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
+    for folder in created:  # made during this render, so all that is in them came from it
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _make_dirs(folder: str, base: str) -> list[str]:
