@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from kfgen.build import Builder, EnvironmentBuild, build_environment
+from kfgen.buildcache import BuildCache
 from kfgen.catalog import load_catalog
 from kfgen.output import write_tree
 from kfgen.plan import make_plan
@@ -110,6 +111,18 @@ def make_project(tmp_path: Path) -> Callable[..., TempProject]:
         return TempProject(tmp_path / f"project-{next(counter)}", spec)
 
     return make
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> TempProject:
+    """A copy of the shipped project's inputs (a test module may define a project of its own)."""
+    return TempProject(tmp_path / "project")
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> BuildCache:
+    """An empty build cache of the test's own."""
+    return BuildCache(tmp_path / "cache")
 
 
 def spec_for_release(release: str, all_components: bool = False) -> dict[str, Any]:

@@ -31,16 +31,6 @@ def _entries(cache: BuildCache) -> list[Path]:
     return sorted(cache.directory.rglob("*.yaml")) if cache.directory.exists() else []
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> TempProject:
-    return TempProject(tmp_path / "project")
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> BuildCache:
-    return BuildCache(tmp_path / "cache")
-
-
 def test_a_stored_catalog_and_spec_are_what_a_fresh_load_gives(project, cache, tmp_path):
     first = _load(project, cache)
     assert len(_entries(cache)) == 2 and cache.hits == 0

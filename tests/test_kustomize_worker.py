@@ -34,23 +34,28 @@ def test_every_base_and_overlay_builds_to_the_binarys_bytes(make_project, pool):
         assert pool.build(folder) == kustomize_build(binary, folder), folder
 
 
-def _widget_project(root: Path, custom_schema: bool) -> Path:
-    """A patch of a list that merges by name only under a custom OpenAPI schema; without it, it replaces."""
+def _patched_project(root: Path, resource: str, patch: str, schema: dict | None) -> Path:
+    """A kustomization of one resource and one patch, with its own OpenAPI schema when one is given."""
     root.mkdir()
-    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  parts:\n  - name: {}\n    size: {}\n"
-    (root / "widget.yaml").write_text(widget.format("a", 1))
-    (root / "patch.yaml").write_text(widget.format("b", 2))
-    kustomization = "resources:\n- widget.yaml\npatches:\n- path: patch.yaml\n"
-    if custom_schema:
-        parts = {"type": "array", "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge",
-                 "items": {"type": "object", "properties": {"name": {"type": "string"}, "size": {"type": "integer"}}}}
-        schema = {"definitions": {"com.example.v1.Widget": {
-            "type": "object", "x-kubernetes-group-version-kind": [{"group": "example.com", "kind": "Widget", "version": "v1"}],
-            "properties": {"spec": {"type": "object", "properties": {"parts": parts}}}}}}
+    (root / "resource.yaml").write_text(resource)
+    (root / "patch.yaml").write_text(patch)
+    kustomization = "resources:\n- resource.yaml\npatches:\n- path: patch.yaml\n"
+    if schema is not None:
         (root / "schema.json").write_text(json.dumps(schema))
         kustomization += "openapi:\n  path: schema.json\n"
     (root / "kustomization.yaml").write_text(kustomization)
     return root
+
+
+def _widget_project(root: Path, custom_schema: bool) -> Path:
+    """A patch of a list that merges by name only under a custom OpenAPI schema; without it, it replaces."""
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  parts:\n  - name: {}\n    size: {}\n"
+    parts = {"type": "array", "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge",
+             "items": {"type": "object", "properties": {"name": {"type": "string"}, "size": {"type": "integer"}}}}
+    schema = {"definitions": {"com.example.v1.Widget": {
+        "type": "object", "x-kubernetes-group-version-kind": [{"group": "example.com", "kind": "Widget", "version": "v1"}],
+        "properties": {"spec": {"type": "object", "properties": {"parts": parts}}}}}}
+    return _patched_project(root, widget.format("a", 1), widget.format("b", 2), schema if custom_schema else None)
 
 
 def test_a_custom_openapi_schema_is_forgotten_after_its_build(tmp_path, pool):
@@ -67,18 +72,11 @@ def test_a_custom_openapi_schema_is_forgotten_after_its_build(tmp_path, pool):
 def _deployment_project(root: Path, custom_schema: bool) -> Path:
     """A patch of a Deployment's containers: merged by name under the built-in schema; under a custom schema
     alone (which knows nothing of Deployments), the patch's list replaces the original."""
-    root.mkdir()
     deployment = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n"
                   "      containers:\n{}")
     container = "      - name: {0}\n        image: {0}:{1}\n"
-    (root / "deployment.yaml").write_text(deployment.format(container.format("a", 1) + container.format("b", 1)))
-    (root / "patch.yaml").write_text(deployment.format(container.format("a", 2)))
-    kustomization = "resources:\n- deployment.yaml\npatches:\n- path: patch.yaml\n"
-    if custom_schema:
-        (root / "schema.json").write_text(json.dumps({"definitions": {}}))
-        kustomization += "openapi:\n  path: schema.json\n"
-    (root / "kustomization.yaml").write_text(kustomization)
-    return root
+    return _patched_project(root, deployment.format(container.format("a", 1) + container.format("b", 1)),
+                            deployment.format(container.format("a", 2)), {"definitions": {}} if custom_schema else None)
 
 
 def test_a_custom_openapi_schema_is_read_alone_as_the_binary_reads_it(tmp_path, pool):

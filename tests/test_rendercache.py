@@ -32,16 +32,6 @@ def _rendered(project: TempProject, cache: BuildCache):
     return render_cached(plan, inputs), plan
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> TempProject:
-    return TempProject(tmp_path / "project")
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> BuildCache:
-    return BuildCache(tmp_path / "cache")
-
-
 def _template(project: TempProject) -> Path:
     return next((project.root / "components").rglob("*.j2"))
 
