@@ -253,12 +253,12 @@ class Builder:
         files = read_files(folder)
         if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder, files):
             outside = [d for d in _outside_resources(folder, files) if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
-            key = digest_text("overlay", self.inputs, digest_contents(folder.name, files), self.base_tree(), digest_files(*outside))
+            key = digest_text("overlay", self.inputs, digest_contents(files, folder.name), self.base_tree(), digest_files(*outside))
             text, cached = self._cached(key, lambda: self.kustomize.build(folder))
             return OverlayOutput(key, ((key, text),) if text else (), cached)
         base_key = self.base_key(component)
         # The entry holds the overlay's own output only; the base's CRDs are joined in front of it.
-        key = digest_text("overlay-on-base", self.inputs, base_key, digest_contents(folder.name, files))
+        key = digest_text("overlay-on-base", self.inputs, base_key, digest_contents(files, folder.name))
 
         def make() -> str:
             rest = self.base(component)[1]

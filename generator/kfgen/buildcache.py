@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ def read_files(root: Path) -> list[tuple[str, bytes]]:
     for folder, _, names in os.walk(root):
         relative = os.path.relpath(folder, root)
         prefix = () if relative == "." else tuple(relative.split(os.sep))
-        found.extend(((*prefix, name), os.path.join(folder, name)) for name in names if os.path.isfile(os.path.join(folder, name)))
+        paths = ((name, os.path.join(folder, name)) for name in names)
+        found.extend(((*prefix, name), path) for name, path in paths if os.path.isfile(path))
     files = []
     for parts, path in sorted(found):
         with open(path, "rb") as handle:
@@ -32,9 +34,10 @@ def read_files(root: Path) -> list[tuple[str, bytes]]:
     return files
 
 
-def digest_contents(name: str, files: list[tuple[str, bytes]]) -> str:
-    """sha256 over a folder's name and the relative names and contents of its files (see read_files)."""
-    digest = hashlib.sha256(name.encode() + b"\0")
+def digest_contents(files: Iterable[tuple[str, bytes]], folder: str | None = None) -> str:
+    """sha256 over the relative names and contents of files given in name order (see read_files), after
+    the name of their folder when one is given. Without it, this is the digest vendor.lock records."""
+    digest = hashlib.sha256(b"" if folder is None else folder.encode() + b"\0")
     for relative, data in files:
         digest.update(relative.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
@@ -42,7 +45,7 @@ def digest_contents(name: str, files: list[tuple[str, bytes]]) -> str:
 
 def digest_files(*roots: Path) -> str:
     """sha256 over the relative names and contents of every file below roots, in a stable order."""
-    return digest_text(*(digest_contents(root.name, read_files(root)) for root in roots))
+    return digest_text(*(digest_contents(read_files(root), root.name) for root in roots))
 
 
 def digest_tree(digest: Any, folder: Path, relative: str, skipped: frozenset[str] = frozenset(), excluded: Path | None = None) -> bool:

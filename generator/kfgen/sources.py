@@ -13,20 +13,18 @@ because kustomize's default load restrictor only reads files below a kustomizati
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from .buildcache import read_files
+from .buildcache import digest_contents, read_files
 from .errors import SourceError
 from .refs import ReleaseFile, RemoteDir, parse_remote
 from .yamlio import dump, load_plain
@@ -228,16 +226,7 @@ def _replace_reference(kustomization: dict[str, Any], field: str, old: str, new:
 
 def digest_tree(root: Path, files: list[PurePosixPath]) -> str:
     """sha256 over the sorted relative paths and contents of files below root."""
-    return _digest_named_contents((str(relative), (root / relative).read_bytes()) for relative in sorted(files))
-
-
-def _digest_named_contents(files: Iterable[tuple[str, bytes]]) -> str:
-    """The lock's digest of (relative path, contents) pairs, given in path order."""
-    digest = hashlib.sha256()
-    for relative, data in files:
-        digest.update(relative.encode() + b"\0")
-        digest.update(hashlib.sha256(data).digest())
-    return digest.hexdigest()
+    return digest_contents((str(relative), (root / relative).read_bytes()) for relative in sorted(files))
 
 
 def vendor(roots: list[RemoteDir], cache: SourceCache, vendor_dir: Path) -> list[LockEntry]:
@@ -284,5 +273,5 @@ def verify_vendor(root: Path) -> None:
     vendor_dir = root / "vendor"
     if not vendor_dir.is_dir() or TREE_ENTRY not in entries:
         raise SourceError("vendor/ is missing; run `kfgen vendor`")
-    if _digest_named_contents(read_files(vendor_dir)) != entries[TREE_ENTRY].sha256:
+    if digest_contents(read_files(vendor_dir)) != entries[TREE_ENTRY].sha256:
         raise SourceError(f"vendor/ does not match {LOCK_FILE} (edited, partial or stale); run `kfgen vendor`")
