@@ -107,8 +107,7 @@ def _replace_all(files: dict[str, bytes], base: str) -> None:
     folder this call created replaces nothing: it is written in place, and a failure removes the folder.
     """
     token = f".kfgen-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    created: list[str] = []
-    fresh: set[str] = set()  # folders created here: nothing in them to replace
+    created: set[str] = set()  # folders made here: nothing in them to replace
     known: set[str] = set()
     moves: list[tuple[str, str]] = []  # (temporary, destination), each temporary opened at least
     try:
@@ -116,11 +115,9 @@ def _replace_all(files: dict[str, bytes], base: str) -> None:
             destination = os.path.join(base, relative)
             folder, name = os.path.split(destination)
             if folder not in known:
-                made = _make_dirs(folder, base)
-                created.extend(made)
-                fresh.update(made)
+                created.update(_make_dirs(folder, base))
                 known.add(folder)
-            if folder in fresh:
+            if folder in created:
                 with open(destination, "xb") as handle:
                     handle.write(data)
                 continue
@@ -134,11 +131,11 @@ def _replace_all(files: dict[str, bytes], base: str) -> None:
         try:
             os.replace(temporary, destination)
         except BaseException:
-            _undo(moves[index:], [])
+            _undo(moves[index:], set())
             raise
 
 
-def _undo(moves: list[tuple[str, str]], created: list[str]) -> None:
+def _undo(moves: list[tuple[str, str]], created: set[str]) -> None:
     """Remove the temporary files of moves, and the folders created for them with what was written there."""
     for temporary, _ in moves:
         with contextlib.suppress(OSError):
@@ -148,7 +145,7 @@ def _undo(moves: list[tuple[str, str]], created: list[str]) -> None:
 
 
 def _make_dirs(folder: str, base: str) -> list[str]:
-    """Create folder and its missing parents below base; return the ones created, outermost first."""
+    """Create folder and its missing parents below base; return the ones created."""
     missing: list[str] = []
     while folder != base and not os.path.isdir(folder):
         missing.append(folder)
