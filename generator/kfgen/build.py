@@ -51,8 +51,7 @@ class ComponentBuild:
     @property
     def text(self) -> str:
         """kustomize's output, read on first use."""
-        if not isinstance(self.yaml, str):
-            self.yaml = self.yaml()
+        self.yaml = _read(self.yaml)
         return self.yaml
 
     @property
@@ -102,7 +101,7 @@ def cached_json_lines(converter: str, text: str | Callable[[], str], cache: Buil
     only if the cache does not hold the lines."""
     stored = cache.get(key) if cache is not None else None
     if stored is None:
-        text = text if isinstance(text, str) else text()
+        text = _read(text)
         stored = yaml_to_json_lines(converter, text) if text else ""
         if cache is not None:
             cache.put(key, stored)
@@ -152,6 +151,11 @@ def split_crds(text: str) -> tuple[str, str]:
         if document and document != "---":
             (crds if _CRD.search(document) else rest).append(document.removeprefix("---\n") + "\n")
     return "---\n".join(crds), "---\n".join(rest)
+
+
+def _read(text: str | Callable[[], str]) -> str:
+    """Output YAML held as text, or read by calling what stands in for it."""
+    return text if isinstance(text, str) else text()
 
 
 def _join(*texts: str) -> str:
@@ -251,8 +255,9 @@ class Builder:
         """The component's objects in env."""
         folder = self.tree / "overlays" / env / component
         files = read_files(folder)
-        if not (self.tree / "base" / component).is_dir() or _needs_direct_build(folder, files):
-            outside = [d for d in _outside_resources(folder, files) if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
+        outside = _outside_resources(folder, files)
+        if not (self.tree / "base" / component).is_dir() or outside or _needs_direct_build(files):
+            outside = [d for d in outside if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
             key = digest_text("overlay", self.inputs, digest_contents(files, folder.name), self.base_tree(), digest_files(*outside))
             text, cached = self._cached(key, lambda: self.kustomize.build(folder))
             return OverlayOutput(key, ((key, text),) if text else (), cached)
@@ -298,18 +303,19 @@ class OverlayOutput:
 
     @property
     def text(self) -> str:
-        return _join(*(text if isinstance(text, str) else text() for _, text in self.parts))
+        return _join(*(_read(text) for _, text in self.parts))
 
 
-def _needs_direct_build(folder: Path, files: list[tuple[str, bytes]]) -> bool:
-    """Overlays that patch CRDs or merge into upstream generators cannot be built on a prebuilt base.
+def _needs_direct_build(files: list[tuple[str, bytes]]) -> bool:
+    """Overlays that patch CRDs or merge into upstream generators cannot be built on a prebuilt base (nor
+    can those with resources outside it: see _outside_resources).
 
     Nor can those that patch a ConfigMap or Secret: upstream may generate it, and a prebuilt base knows
     only its hashed name, so the patch would miss it (or leave references to the old hash).
     files: the overlay folder's files, as read_files gives them."""
     text = dict(files).get("kustomization.yaml", b"").decode("utf-8")
     if any(word in text for word in ("CustomResourceDefinition", "configMapGenerator", "secretGenerator",
-                                     "kind: ConfigMap", "kind: Secret")) or _outside_resources(folder, files):
+                                     "kind: ConfigMap", "kind: Secret")):
         return True
     return any(re.search(rb"^kind: (ConfigMap|Secret)$", data, re.MULTILINE)
                for name, data in files if "/" not in name and name.endswith(".yaml") and name != "kustomization.yaml")
