@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from .errors import BuildError
-from .tools import find_tool
+from .tools import find_tool, go_tool_environment
 
 KUSTOMIZE_VERSION = "v5.8.1"
 
@@ -50,7 +50,8 @@ class _Worker:
     def __init__(self, program: str):
         # Its stderr goes to a file, not a pipe nobody reads: a crash report must not block it.
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close(), with the process)
-        self.process = subprocess.Popen([program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.process = subprocess.Popen([program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        env=go_tool_environment())
 
     def build(self, directory: Path) -> str:
         path = str(directory)

@@ -9,7 +9,6 @@ any checked environment is reported as an error of its own.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .buildcache import BuildCache, digest_files, digest_text
 from .errors import InputError, PolicyError, Problem
 from .spec import Environment
-from .tools import find_tool, tool_identity
+from .tools import find_tool, go_tool_environment, tool_identity
 from .yamlio import load_file
 
 if TYPE_CHECKING:
@@ -38,10 +37,6 @@ _EXCEPTED = re.compile(r"^\[excepted:(?P<rule>[a-z0-9-]+)\] (?P<object>.+)$")
 # a document of its own costs it a YAML parse and a query per object, four fifths of its time; one JSON
 # input walked by this package, which asks package main once per object, gives the same answers.
 _EACH_OBJECT_PACKAGE = "kfgen_each_object"
-# conftest's garbage collector took about 40% of its CPU over one environment's objects; collecting only
-# at a fixed heap size took its CPU from 0.45 to 0.28 s, its peak from 75 to 97 MiB. The user's own
-# GOGC or GOMEMLIMIT win.
-_GO_COLLECT_LATE = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
 _EACH_OBJECT = f"""package {_EACH_OBJECT_PACKAGE}
 
 import rego.v1
@@ -182,7 +177,7 @@ def _run_conftest(conftest: str, policy_dir: Path, settings: dict[str, Any], exc
             [conftest, "test", "--no-color", "--output", "json", "--namespace", _EACH_OBJECT_PACKAGE,
              "--policy", str(policy_dir), "--policy", str(root / "each-object"), "--data", str(root / "data.json"),
              str(root / "objects.json")],
-            capture_output=True, text=True, env={**_GO_COLLECT_LATE, **os.environ},
+            capture_output=True, text=True, env=go_tool_environment(),
         )
         if result.returncode not in (0, 1):
             raise PolicyError(f"conftest failed on the policies in {policy_dir}: {result.stderr.strip() or result.stdout.strip()}")

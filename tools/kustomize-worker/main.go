@@ -15,7 +15,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/konfig"
@@ -63,15 +62,7 @@ func buildOne(fSys filesys.FileSystem, directory string) ([]byte, error) {
 func main() {
 	// Deprecation warnings would go to stderr; the caller only wants results.
 	log.SetOutput(io.Discard)
-	// Garbage from one build is dead by the next, and most of a build's allocations are garbage soon
-	// after: collect only when the heap reaches a fixed size, not whenever it has grown in proportion
-	// to what is live. The largest live heap building every base of the platform is 55 MiB, so 512 MiB
-	// leaves room; a cold check of three environments went from about 18.7 to 15.7 s of CPU (from
-	// GOGC=400), for about 100 MiB more at its peak.
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetGCPercent(-1)
-		debug.SetMemoryLimit(512 << 20)
-	}
+	// How often garbage is collected is the caller's to set (GOGC, GOMEMLIMIT): kfgen's tools.py.
 	// Parse the built-in schema now, while the caller is still deciding what to build: most builds
 	// need it, and a worker started ahead of its first directory then answers it at full speed.
 	openapi.Schema()
