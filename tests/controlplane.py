@@ -102,8 +102,18 @@ class ControlPlane:
     dir         the temporary folder: etcd's data, certificates, keys and the logs etcd.log and kube-apiserver.log
     """
 
-    def __init__(self, *, apiserver_flags: list[str] | None = None, startup_timeout: float = 90.0, keep_dir: bool = False):
+    def __init__(
+        self,
+        *,
+        apiserver_flags: list[str] | None = None,
+        disabled_admission_plugins: tuple[str, ...] = ("ServiceAccount",),
+        startup_timeout: float = 90.0,
+        keep_dir: bool = False,
+    ):
         self.apiserver_flags = list(apiserver_flags or [])
+        # ServiceAccount by default: no controller-manager creates the `default` ServiceAccounts that it
+        # requires of pods. A cluster that runs one (tests/e2e/cluster.py) keeps it and names others.
+        self.disabled_admission_plugins = tuple(disabled_admission_plugins)
         self.startup_timeout = startup_timeout
         self.keep_dir = keep_dir or bool(os.environ.get("KFGEN_CONTROLPLANE_KEEP"))
         self.dir: Path | None = None
@@ -243,8 +253,7 @@ class ControlPlane:
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-account-key-file={self.dir / 'sa.pub'}",
             f"--service-account-signing-key-file={self.dir / 'sa.key'}",
-            # No controller-manager creates the `default` ServiceAccounts that this plugin requires of pods.
-            "--disable-admission-plugins=ServiceAccount",
+            f"--disable-admission-plugins={','.join(self.disabled_admission_plugins)}",
             "--allow-privileged=true",
             *self.apiserver_flags,
         ])
