@@ -67,7 +67,7 @@ def test_corpus_is_complete():
     numbers = [case.split("-", 1)[0] for case in CASES]
     assert len(set(numbers)) == len(numbers), "two cases share a number"
     for case in CASES:
-        assert re.fullmatch(r"[0-9]{2}-[a-z0-9-]+\.yaml", case), case
+        assert re.fullmatch(r"[0-9]{2,3}-[a-z0-9-]+\.yaml", case), case
         assert expectations(case), f"{case} has no '# expect:' line"
 
 

@@ -30,6 +30,11 @@ _PATTERN_NAMES = {
     "^1\\.[0-9]{2}$": 'a Kubernetes minor version (such as "1.33")',
     "^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._/-]*)?$": "an https:// URL",
     "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$": "a registry, as host[:port][/path] in lower case",
+    "^((https?://|ssh://git@)[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/-]+)$":
+        "a git repository URL (https://, http:// or ssh://git@, then host[:port]/path)",
+    "^[A-Za-z0-9._/{}-]{1,200}$": "a branch name template (letters, digits, '.', '_', '-', '/' and {env})",
+    "^(https?://|ssh://git@)[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/[A-Za-z0-9._~-]+\\.git$":
+        "a git repository URL that ends in .git (https://, http:// or ssh://git@, then host[:port]/path.git)",
 }
 
 

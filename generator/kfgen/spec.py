@@ -138,13 +138,21 @@ class Environment:
 class GitOps:
     engine: str  # argocd, flux or none
     repo_url: str | None
-    revision: str
+    revision: str  # the branch people merge into, which `kfgen publish` reads
     path: str
     namespace: str
     prune: bool
     self_heal: bool
     hydrated: bool
     sops_secret: str | None
+    deploy_branch: str = "deploy/{env}"  # the published branch of each environment; {env} is its name
+    sync_from: str = "deployBranch"  # deployBranch or revision
+
+    def branch_for(self, env: str) -> str:
+        """The branch the controllers of environment env follow."""
+        if self.sync_from == "revision":
+            return self.revision
+        return self.deploy_branch.replace(ENV_PLACEHOLDER, env)
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,12 @@ class Platform:
     default_environment: str
     environments: tuple[Environment, ...]
     gitops: GitOps
+    manifests_url: str | None = None  # remote mode: a git mirror of kubeflow/manifests, used instead of GitHub
+
+    @property
+    def mirrors(self) -> dict[str, str]:
+        """Upstream repositories (host/owner/repo) the bases fetch from a mirror, and the mirror's URL."""
+        return {KUBEFLOW_MANIFESTS: self.manifests_url} if self.manifests_url else {}
 
     def environment(self, name: str) -> Environment:
         for environment in self.environments:
@@ -167,6 +181,8 @@ class Platform:
 
 
 _DISABLED = ComponentConfig(False, None, {}, (), {})
+ENV_PLACEHOLDER = "{env}"
+KUBEFLOW_MANIFESTS = "github.com/kubeflow/manifests"
 # Connector configuration fields that hold secrets: never in the spec.
 SECRET_FIELDS = {"clientSecret", "bindPW", "password", "secret", "privateKey", "token", "hash", "passwordHash"}
 
@@ -455,7 +471,7 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
         resolver.check_quantities((env.get("sizing") or {}).get("resources"), ("environments", index, "sizing", "resources"))
         for name, config in (env.get("components") or {}).items():
             resolver.check_quantities((config or {}).get("resources"), ("environments", index, "components", name, "resources"))
-    gitops = _gitops(data.get("gitops") or {"engine": "none"}, resolver)
+    gitops = _gitops(data.get("gitops") or {"engine": "none"}, data["sources"], list(names), resolver)
     # Environments resolve against the release's catalog; without one, their checks would only mislead.
     if release not in catalog.kubernetes_versions:
         raise SpecError(resolver.problems)
@@ -474,25 +490,80 @@ def resolve(document: Document, catalog: Catalog) -> Platform:
         default_environment=default,
         environments=environments,
         gitops=gitops,
+        manifests_url=data["sources"].get("manifestsURL"),
     )
 
 
-def _gitops(data: dict[str, Any], resolver: _Resolver) -> GitOps:
+def branch_name_problem(name: str) -> str | None:
+    """Why name cannot be a git branch (the rules of `git check-ref-format --branch`), or None."""
+    if name.startswith("-"):
+        return "it starts with '-'"
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        return "it has an empty path component"
+    if ".." in name or "@{" in name:
+        return f"it contains {'..' if '..' in name else '@{'!r}"
+    if name.endswith("."):
+        return "it ends with '.'"
+    for part in name.split("/"):
+        if part.startswith("."):
+            return f"component {part!r} starts with '.'"
+        if part.endswith(".lock"):
+            return f"component {part!r} ends with '.lock'"
+    if name == "@":
+        return "'@' alone is not a branch name"
+    return None
+
+
+def _gitops(data: dict[str, Any], sources: dict[str, Any], environments: list[str], resolver: _Resolver) -> GitOps:
     engine = data["engine"]
     if engine != "none" and not data.get("repoURL"):
         resolver.fail(("gitops",), f"gitops engine {engine!r} needs repoURL")
     if data.get("sopsSecret") and engine != "flux":
         resolver.fail(("gitops", "sopsSecret"), f"SOPS decryption is a Flux feature; engine is {engine!r}")
+    revision = data.get("revision", "main")
+    template = data.get("deployBranch", "deploy/{env}")
+    sync_from = data.get("syncFrom", "deployBranch")
+    mode = sources["mode"]
+    if ENV_PLACEHOLDER not in template:
+        resolver.fail(("gitops", "deployBranch"), f"{template!r} has no {ENV_PLACEHOLDER}: each environment is published to a branch "
+                                                  f"of its own, so write where its name goes (such as 'deploy/{ENV_PLACEHOLDER}')")
+    elif "{" in template.replace(ENV_PLACEHOLDER, "") or "}" in template.replace(ENV_PLACEHOLDER, ""):
+        resolver.fail(("gitops", "deployBranch"), f"{template!r}: only {ENV_PLACEHOLDER} may stand in braces")
+    else:
+        for env in environments:
+            branch = template.replace(ENV_PLACEHOLDER, env)
+            problem = branch_name_problem(branch)
+            if problem:
+                resolver.fail(("gitops", "deployBranch"), f"gives {branch!r} for environment {env!r}, which is not a git branch name: {problem}")
+                break
+            if branch == revision:
+                resolver.fail(("gitops", "deployBranch"), f"gives {branch!r} for environment {env!r}, the revision branch itself; "
+                                                          "`kfgen publish` would overwrite it: choose a deploy branch apart from revision")
+                break
+    # The controllers read git alone: what they build must be committed on the branch they follow.
+    if sync_from == "revision" and mode == "vendored":
+        resolver.fail(("gitops", "syncFrom"), "syncFrom 'revision' has the controllers build the revision branch, where vendor/ is not "
+                                              "committed, so sources.mode 'vendored' cannot sync from it: use syncFrom 'deployBranch' "
+                                              "and `kfgen publish`, or sources.mode 'remote'")
+    if sync_from == "revision" and data.get("hydrated", False):
+        resolver.fail(("gitops", "syncFrom"), "syncFrom 'revision' has the controllers read the revision branch, where rendered/ is not "
+                                              "committed, so hydrated cannot sync from it: use syncFrom 'deployBranch' and `kfgen publish`, "
+                                              "or hydrated false with sources.mode 'remote'")
+    if "manifestsURL" in sources and mode != "remote":
+        resolver.fail(("sources", "manifestsURL"), f"manifestsURL applies only to sources.mode 'remote', not {mode!r}: vendored bases read "
+                                                   "vendor/, which `kfgen vendor` fills from the source caches")
     return GitOps(
         engine=engine,
         repo_url=data.get("repoURL"),
-        revision=data.get("revision", "main"),
+        revision=revision,
         path=data.get("path", "."),
         namespace=data.get("namespace", "flux-system" if engine == "flux" else "argocd"),
         prune=data.get("prune", True),
         self_heal=data.get("selfHeal", True),
         hydrated=data.get("hydrated", False),
         sops_secret=data.get("sopsSecret"),
+        deploy_branch=template,
+        sync_from=sync_from,
     )
 
 
