@@ -143,10 +143,16 @@ def test_local_backend_generates_stable_random_credentials(tmp_path):
     secrets_file = project.root / ".secrets" / "local.yaml"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert (project.root / ".secrets" / ".gitignore").read_text() == "*\n"
-    documents = {d["metadata"]["name"]: d for d in yaml.safe_load_all(secrets_file.read_text()) if d}
+    listed = [d for d in yaml.safe_load_all(secrets_file.read_text()) if d]
+    documents = {d["metadata"]["name"]: d for d in listed if d["kind"] == "Secret"}
     plan = project.plan()
-    for secret in required_secrets(plan, plan.environment("local")):
+    needed = required_secrets(plan, plan.environment("local"))
+    for secret in needed:
         assert sorted(documents[secret.name]["stringData"]) == sorted(k.name for k in secret.keys)
+    # The file applies before the platform exists: the Secrets' namespaces come first, in it.
+    namespaces = [d["metadata"]["name"] for d in listed if d["kind"] == "Namespace"]
+    assert namespaces == sorted({s.namespace for s in needed})
+    assert all(d["kind"] == "Namespace" for d in listed[: len(namespaces)])
     assert documents["dex-oidc-client"]["stringData"]["OIDC_CLIENT_SECRET"] == documents["oauth2-proxy"]["stringData"]["client-secret"]
     assert len(documents["katib-mysql-secrets"]["stringData"]["MYSQL_ROOT_PASSWORD"]) == 32
     login = next(line for line in result.stdout.splitlines() if line.startswith("login: "))
@@ -155,7 +161,7 @@ def test_local_backend_generates_stable_random_credentials(tmp_path):
     assert bcrypt.checkpw(password.encode(), documents["dex-passwords"]["stringData"]["DEX_HASH_ADA"].encode())
     again = project.kfgen("secrets", "--env", "local", "--generate")
     assert again.returncode == 0 and login in again.stdout
-    assert {d["metadata"]["name"]: d for d in yaml.safe_load_all(secrets_file.read_text()) if d} == documents
+    assert {d["metadata"]["name"]: d for d in yaml.safe_load_all(secrets_file.read_text()) if d and d["kind"] == "Secret"} == documents
     refused = project.kfgen("secrets", "--env", "prod", "--generate")
     assert refused.returncode == 2 and "only backend 'local' generates values" in refused.stderr
 
