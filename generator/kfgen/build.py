@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -109,9 +109,10 @@ def cached_json_lines(converter: str, text: str | Callable[[], str], cache: Buil
 
 
 @contextmanager
-def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iterator[Path]:
+def build_tree(project_root: Path, source_mode: str, cache: SourceCache, mirrors: Mapping[str, str] | None = None) -> Iterator[Path]:
     """The tree to build from: the project itself when vendored (after checking vendor/ against
-    the lock), or a temporary copy whose remote bases point at sources from the caches."""
+    the lock), or a temporary copy whose remote bases point at sources from the caches (a base that
+    names a mirror gets the upstream repository it mirrors)."""
     if source_mode == "vendored":
         verify_vendor(project_root)
         yield project_root
@@ -127,7 +128,7 @@ def build_tree(project_root: Path, source_mode: str, cache: SourceCache) -> Iter
             documents[path] = load_plain(path.read_text(encoding="utf-8"))
             for field in ("resources", "components"):
                 for entry in documents[path].get(field) or []:
-                    remote = parse_remote(entry)
+                    remote = parse_remote(entry, mirrors)
                     if isinstance(remote, RemoteDir):
                         roots[entry] = remote
         write_lock(tree / LOCK_FILE, vendor(sorted(set(roots.values())), cache, tree / "vendor"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from urllib.parse import parse_qs
 
 from .errors import SourceError
 
@@ -34,8 +36,17 @@ class RemoteDir:
         return PurePosixPath(self.host, self.owner, self.repo, self.ref, *PurePosixPath(self.path).parts)
 
     @property
+    def repo_key(self) -> str:
+        return f"{self.host}/{self.owner}/{self.repo}"
+
+    @property
     def url(self) -> str:
         return f"https://{self.host}/{self.owner}/{self.repo}//{self.path}?ref={self.ref}"
+
+    def url_via(self, mirrors: Mapping[str, str]) -> str:
+        """The reference kustomize fetches: from the repository's mirror (by host/owner/repo) when it has one."""
+        mirror = mirrors.get(self.repo_key)
+        return f"{mirror}//{self.path}?ref={self.ref}" if mirror else self.url
 
 
 @dataclass(frozen=True, order=True)
@@ -67,8 +78,29 @@ def _check_segments(text: str, *parts: str) -> None:
             raise SourceError(f"unsafe path segment {part!r} in remote reference {text!r}")
 
 
-def parse_remote(text: str) -> RemoteDir | ReleaseFile | None:
-    """Parse a kustomize remote reference; None when text is a local path."""
+def _parse_mirrored(text: str, mirrors: Mapping[str, str]) -> RemoteDir | None:
+    """A reference into a mirror, as the upstream repository it mirrors (the source caches hold that one)."""
+    for repo_key, mirror in mirrors.items():
+        if not text.startswith(mirror + "//") and not text.startswith(mirror + "?"):
+            continue
+        rest = text[len(mirror):]
+        path, _, query = rest.partition("?")
+        refs = parse_qs(query).get("ref")
+        if not refs:
+            raise SourceError(f"remote reference {text!r} names no ref")
+        host, owner, repo = repo_key.split("/")
+        path = path.strip("/")
+        _check_segments(text, refs[0], *[p for p in path.split("/") if p])
+        return RemoteDir(host, owner, repo, refs[0], path)
+    return None
+
+
+def parse_remote(text: str, mirrors: Mapping[str, str] | None = None) -> RemoteDir | ReleaseFile | None:
+    """Parse a kustomize remote reference; None when text is a local path. mirrors maps upstream
+    repositories (host/owner/repo) to the URLs of their mirrors, whose references parse as upstream's."""
+    mirrored = _parse_mirrored(text, mirrors) if mirrors else None
+    if mirrored:
+        return mirrored
     release = _RELEASE.match(text)
     if release:
         _check_segments(text, *release.groups())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,10 @@ class RenderedTree:
     files: dict[str, bytes]
 
 
-def upstream_reference(root: RemoteDir, mode: str, from_dir: str) -> str:
-    """How a kustomization in from_dir names an upstream root."""
+def upstream_reference(root: RemoteDir, mode: str, from_dir: str, mirrors: Mapping[str, str] | None = None) -> str:
+    """How a kustomization in from_dir names an upstream root (remote: through its mirror, if any)."""
     if mode == "remote":
-        return root.url
+        return root.url_via(mirrors or {})
     return os.path.relpath(f"{VENDOR_DIR}/{root.relpath}", from_dir)
 
 
@@ -75,7 +76,7 @@ def _yaml_file(source: str, document: Any) -> bytes:
     return (header(source) + dump(document)).encode()
 
 
-def render_base(component: Component, release: str, mode: str) -> dict[str, bytes]:
+def render_base(component: Component, release: str, mode: str, mirrors: Mapping[str, str] | None = None) -> dict[str, bytes]:
     folder = f"base/{component.name}"
     source = component.releases[release]
     origin = f"components/{component.name}/component.yaml"
@@ -94,8 +95,8 @@ def render_base(component: Component, release: str, mode: str) -> dict[str, byte
         patches.append({"path": name, "target": target})
     document = _kustomization(
         namespace=component.namespace if component.set_namespace else None,
-        resources=[upstream_reference(root, mode, folder) for root in source.resource_roots],
-        components=[upstream_reference(root, mode, folder) for root in source.component_roots],
+        resources=[upstream_reference(root, mode, folder, mirrors) for root in source.resource_roots],
+        components=[upstream_reference(root, mode, folder, mirrors) for root in source.component_roots],
         patches=patches,
     )
     files[f"{folder}/kustomization.yaml"] = _yaml_file(origin, document)
@@ -341,7 +342,7 @@ def render(plan: Plan) -> RenderedTree:
     for component in plan.base_components:
         if not component.releases[release].roots:
             continue  # made only of templates (tenants): nothing upstream to base on
-        files.update(render_base(component, release, plan.platform.source_mode))
+        files.update(render_base(component, release, plan.platform.source_mode, plan.platform.mirrors))
     for env_plan in plan.environments:
         files.update(render_environment(plan, env_plan))
         source = f"{plan.platform.file} (environment {env_plan.name}, gitops)"

@@ -73,7 +73,7 @@ def snapshot(tree: Path, project_root: Path, label: str, cache: SourceCache, job
     if platform.source_mode == "vendored":
         write_lock(tree / LOCK_FILE, vendor(plan.source_roots, cache, tree / "vendor"))
     result: Snapshot = {}
-    with build_tree(tree, platform.source_mode, cache) as build_root, Builder(project_root, build_root, build_cache) as builder:
+    with build_tree(tree, platform.source_mode, cache, platform.mirrors) as build_root, Builder(project_root, build_root, build_cache) as builder:
         for env_plan in plan.environments:
             built = build_environment(project_root, env_plan, jobs, progress, build_root, builder=builder)
             result[env_plan.name] = {c.name: c.objects for c in built.components}

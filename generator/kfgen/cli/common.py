@@ -102,7 +102,7 @@ def built_environments(project: Project, args: argparse.Namespace, env_plans: li
     """Build each environment in turn, sharing one build tree, one Builder (bases built once) and the cache."""
     from ..build import Builder, build_environment, build_tree
 
-    with (build_tree(project.root, project.platform.source_mode, source_cache(args, project.root)) as tree,
+    with (build_tree(project.root, project.platform.source_mode, source_cache(args, project.root), project.platform.mirrors) as tree,
           Builder(project.root, tree, build_cache(args, project.root)) as builder):
         for env_plan in env_plans:
             yield env_plan, build_environment(project.root, env_plan, args.jobs, progress_printer(f"{label} {env_plan.name}"),
