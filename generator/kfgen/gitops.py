@@ -2,13 +2,18 @@
 
     gitops/<env>/kustomization.yaml   what to apply once, by hand, to bootstrap the environment
 
+Every controller follows the environment's branch, `GitOps.branch_for(env)`: the deploy branch that
+`kfgen publish` writes (default), or the revision branch itself when the spec syncs from it.
+
 Argo CD: an AppProject that allows only this repository, the environment's cluster and the
 namespaces and cluster-scoped kinds the enabled components use; a root Application (app of apps)
 over gitops/<env>/apps/, which holds one Application per component whose sync wave is the
-component's wave in the dependency graph; and the argocd-cm settings that make a wave wait for the
-health of the Applications before it.
+component's wave in the dependency graph and whose destination is the component's namespace; and
+the argocd-cm settings that make a wave wait for the real health of what the one before it applied.
 
-Flux: a GitRepository and one Kustomization per component with `dependsOn` from the graph.
+Flux: a GitRepository, and a root Kustomization over gitops/<env>/components/, which holds one
+Kustomization per component with `dependsOn` from the graph. A component that leaves the spec
+leaves that folder, so the root prunes its Kustomization, whose own pruning removes its objects.
 """
 
 from __future__ import annotations
@@ -50,6 +55,88 @@ return hs
 """
 
 
+# Argo CD's built-in HPA health calls an autoscaler that cannot read metrics Degraded; on a cluster
+# without metrics-server (kind) every autoscaler is so, and its wave never ends. This keeps Argo CD's
+# meaning of each condition, except that a ScalingActive False for want of metrics (FailedGet*Metric)
+# alone is Healthy: the autoscaler holds its replicas meanwhile.
+HPA_HEALTH = """\
+local degraded = {
+  AbleToScale = {FailedGetScale = true, FailedUpdateScale = true},
+  ScalingActive = {FailedGetResourceMetric = true, InvalidSelector = true},
+}
+local healthy = {
+  AbleToScale = {SucceededRescale = true},
+  ScalingLimited = {DesiredWithinRange = true, TooFewReplicas = true, TooManyReplicas = true},
+}
+local missing = nil
+local conditions = {}
+if obj.status ~= nil and obj.status.conditions ~= nil then
+  conditions = obj.status.conditions
+end
+for _, condition in ipairs(conditions) do
+  local reason = condition.reason or ""
+  local message = condition.message or ""
+  if condition.type == "ScalingActive" and condition.status == "False" and string.match(reason, "^FailedGet%a*Metric$") then
+    missing = message
+  elseif degraded[condition.type] ~= nil and degraded[condition.type][reason] then
+    return {status = "Degraded", message = message}
+  elseif healthy[condition.type] ~= nil and healthy[condition.type][reason] then
+    return {status = "Healthy", message = message}
+  end
+end
+if missing ~= nil then
+  return {status = "Healthy", message = "no metrics to scale on (is metrics-server installed?): " .. missing}
+end
+return {status = "Progressing", message = "Waiting to Autoscale"}
+"""
+
+# A CRD is ready when the API server serves it: Established True. Until then it is on its way, not
+# broken; only names the API server refused (NamesAccepted False) need a person.
+CRD_HEALTH = """\
+local established = nil
+local accepted = nil
+if obj.status ~= nil and obj.status.conditions ~= nil then
+  for _, condition in ipairs(obj.status.conditions) do
+    if condition.type == "Established" then
+      established = condition
+    elseif condition.type == "NamesAccepted" then
+      accepted = condition
+    end
+  end
+end
+if obj.metadata.deletionTimestamp ~= nil then
+  return {status = "Progressing", message = "being deleted"}
+end
+if accepted ~= nil and accepted.status == "False" then
+  return {status = "Degraded", message = "names not accepted: " .. (accepted.message or accepted.reason or "")}
+end
+if established ~= nil and established.status == "True" then
+  return {status = "Healthy", message = "established"}
+end
+return {status = "Progressing", message = "waiting for the API server to establish it"}
+"""
+
+# Flux's `wait` counts a custom resource without kstatus conditions as ready at once; these say what
+# ready means for cert-manager's issuers and certificates. Flux evaluates inProgress, failed, current
+# in turn; an object cert-manager has not touched yet has no status, which Flux reports as an
+# evaluation error and keeps waiting on, as it should.
+_CERT_MANAGER_READY = ("has(status.conditions) && status.conditions.exists(c, c.type == 'Ready' && c.status == 'True'"
+                       " && (!has(c.observedGeneration) || c.observedGeneration == metadata.generation))")
+# Issuers: cert-manager stops retrying these reasons until the spec changes (a bad ACME server URL...);
+# others (an ACME server unreachable, a CA secret not issued yet) may pass.
+_ISSUER_FAILED = ("has(status.conditions) && status.conditions.exists(c, c.type == 'Ready' && c.status == 'False'"
+                  " && c.reason in ['InvalidConfig', 'InvalidURL'])")
+# Certificates: Ready is False while issuance goes on; an issuance that failed or was denied is
+# reported on Issuing, and cert-manager backs off for an hour before trying again.
+_CERTIFICATE_FAILED = ("has(status.conditions) && status.conditions.exists(c, c.type == 'Issuing' && c.status == 'False'"
+                       " && c.reason in ['Failed', 'Denied'])")
+CERT_MANAGER_HEALTH = [
+    {"apiVersion": "cert-manager.io/v1", "kind": kind, "failed": failed, "current": _CERT_MANAGER_READY}
+    for kind, failed in (("ClusterIssuer", _ISSUER_FAILED), ("Issuer", _ISSUER_FAILED), ("Certificate", _CERTIFICATE_FAILED))
+]
+CERT_MANAGER_GROUP = "cert-manager.io"
+
+
 def _labels(plan: Plan, env: str, component: str | None = None) -> dict[str, str]:
     labels = {"app.kubernetes.io/part-of": plan.platform.name, "app.kubernetes.io/managed-by": "kfgen",
               "kfgen.dev/environment": env}
@@ -79,7 +166,9 @@ def argocd_project(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
     gitops = plan.platform.gitops
     release = plan.platform.kubeflow_version
     # Profile namespaces too: tenants creates them with the contributors' bindings.
+    # Each component's own namespace too: its Application's destination.
     namespaces = sorted({ns for p in env_plan.components for ns in p.component.releases[release].namespaces}
+                        | {p.component.namespace for p in env_plan.components}
                         | {profile.name for profile in env_plan.environment.profiles})
     kinds = sorted({k for p in env_plan.components for k in p.component.releases[release].cluster_kinds})
     destinations = [{"server": _server(env_plan), "namespace": ns} for ns in namespaces]
@@ -122,9 +211,10 @@ def argocd_application(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCo
         },
         "spec": {
             "project": f"{plan.platform.name}-{env_plan.name}",
-            "source": {"repoURL": gitops.repo_url, "targetRevision": gitops.revision,
+            "source": {"repoURL": gitops.repo_url, "targetRevision": gitops.branch_for(env_plan.name),
                        "path": _sync_path(gitops, env_plan.name, planned.name)},
-            "destination": {"server": _server(env_plan)},
+            # A project allows named namespaces only; objects that name their own keep theirs.
+            "destination": {"server": _server(env_plan), "namespace": planned.component.namespace},
             "syncPolicy": _sync_policy(gitops),
             "ignoreDifferences": IGNORE_DIFFERENCES,
         },
@@ -140,7 +230,7 @@ def argocd_root(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
                      "labels": _labels(plan, env_plan.name)},
         "spec": {
             "project": f"{plan.platform.name}-{env_plan.name}",
-            "source": {"repoURL": gitops.repo_url, "targetRevision": gitops.revision,
+            "source": {"repoURL": gitops.repo_url, "targetRevision": gitops.branch_for(env_plan.name),
                        "path": _repo_path(gitops, "gitops", env_plan.name, "apps")},
             "destination": {"server": IN_CLUSTER, "namespace": gitops.namespace},
             "syncPolicy": _sync_policy(gitops),
@@ -156,6 +246,8 @@ def argocd_cm(gitops: GitOps) -> dict[str, Any]:
                      "labels": {"app.kubernetes.io/name": "argocd-cm", "app.kubernetes.io/part-of": "argocd"}},
         "data": {
             "resource.customizations.health.argoproj.io_Application": APPLICATION_HEALTH,
+            "resource.customizations.health.autoscaling_HorizontalPodAutoscaler": HPA_HEALTH,
+            "resource.customizations.health.apiextensions.k8s.io_CustomResourceDefinition": CRD_HEALTH,
             # Aggregated ClusterRoles get their rules from the aggregation controller, not from git.
             "resource.compareoptions": "ignoreAggregatedRoles: true\n",
         },
@@ -169,8 +261,47 @@ def flux_source(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
         "kind": "GitRepository",
         "metadata": {"name": f"{plan.platform.name}-{env_plan.name}", "namespace": gitops.namespace,
                      "labels": _labels(plan, env_plan.name)},
-        "spec": {"interval": "1m", "url": gitops.repo_url, "ref": {"branch": gitops.revision}},
+        "spec": {"interval": "1m", "url": gitops.repo_url, "ref": {"branch": gitops.branch_for(env_plan.name)}},
     }
+
+
+def flux_root(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
+    """The Kustomization that applies, and prunes, the components' Kustomizations."""
+    gitops = plan.platform.gitops
+    name = f"{plan.platform.name}-{env_plan.name}"
+    return {
+        "apiVersion": FLUX_KUSTOMIZE_API,
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": gitops.namespace, "labels": _labels(plan, env_plan.name)},
+        "spec": {
+            "interval": "10m",
+            "retryInterval": "1m",
+            "timeout": "5m",
+            "path": "./" + _repo_path(gitops, "gitops", env_plan.name, "components"),
+            "prune": gitops.prune,
+            # The components' Kustomizations wait for their own objects; the root only hands them over.
+            "wait": False,
+            "sourceRef": {"kind": "GitRepository", "name": name},
+        },
+    }
+
+
+def _may_create(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent, group: str) -> bool:
+    """Whether a component may create custom resources of group: the CRDs come from it or from a
+    component it depends on (what `kfgen check` holds every custom resource to)."""
+    release = plan.platform.kubeflow_version
+    enabled = {p.name: p.component for p in env_plan.components}
+    seen: set[str] = set()
+    pending = [planned.name]
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in enabled:
+            continue
+        seen.add(name)
+        if any(crd.split(".", 1)[-1] == group for crd in enabled[name].releases[release].crds):
+            return True
+        pending.extend(enabled[name].depends_on)
+    return False
 
 
 def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, Any]:
@@ -188,6 +319,8 @@ def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCo
     depends = [f"{env_plan.name}-{d}" for d in planned.component.depends_on if d in enabled]
     if depends:
         spec["dependsOn"] = [{"name": name} for name in depends]
+    if _may_create(plan, env_plan, planned, CERT_MANAGER_GROUP):
+        spec["healthCheckExprs"] = [dict(check) for check in CERT_MANAGER_HEALTH]
     if env_plan.environment.cluster.server:
         spec["kubeConfig"] = {"secretRef": {"name": f"{env_plan.environment.cluster.name}-kubeconfig"}}
     if gitops.sops_secret:
@@ -215,9 +348,11 @@ def gitops_documents(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, list[An
         files["kustomization.yaml"] = [_kustomization(["argocd-cm.yaml", "project.yaml", "root.yaml"])]
     elif engine == "flux":
         files["source.yaml"] = [flux_source(plan, env_plan)]
+        files["root.yaml"] = [flux_root(plan, env_plan)]
         for planned in env_plan.components:
-            files[f"{planned.name}.yaml"] = [flux_kustomization(plan, env_plan, planned)]
-        files["kustomization.yaml"] = [_kustomization(["source.yaml"] + [f"{p.name}.yaml" for p in env_plan.components])]
+            files[f"components/{planned.name}.yaml"] = [flux_kustomization(plan, env_plan, planned)]
+        files["components/kustomization.yaml"] = [_kustomization([f"{p.name}.yaml" for p in env_plan.components])]
+        files["kustomization.yaml"] = [_kustomization(["source.yaml", "root.yaml"])]
     return files
 
 
