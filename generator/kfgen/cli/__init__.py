@@ -24,6 +24,7 @@ COMMANDS = {
     "policy": "run the policies in policies/ with conftest",
     "secrets": "list the Secrets an environment needs; generate them for the local backend",
     "apply": "apply an environment to a cluster in dependency order (server-side apply, pruning)",
+    "publish": "commit what each environment's controllers read to its deploy branch",
     "diff": "compare the built platform of two revisions",
     "graph": "draw the dependency graph (mermaid or dot)",
     "upgrade": "move platform.yaml to another Kubeflow release",
