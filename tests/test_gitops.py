@@ -203,8 +203,10 @@ def test_argocd_project_allows_only_what_the_platform_uses():
 
 
 def _health(script: str, obj: dict[str, Any]) -> tuple[str, str]:
-    """Run a health script as Argo CD does: the object in the global `obj`, a table returned."""
+    """Run a health script as Argo CD does: only the base, package, table and (a safe) os libraries,
+    the object in the global `obj`, a table returned."""
     runtime = lua51.LuaRuntime()
+    runtime.execute("string, math, io, debug, coroutine = nil, nil, nil, nil, nil")
     runtime.globals().obj = runtime.table_from(obj, recursive=True)
     result = runtime.execute(script)
     return result["status"], result["message"]
@@ -228,6 +230,7 @@ def test_argocd_cm_carries_the_health_customizations():
     ((("AbleToScale", "True", "SucceededGetScale"), ("ScalingActive", "False", "FailedGetResourceMetric")), "Healthy"),
     ((("AbleToScale", "True", "SucceededGetScale"), ("ScalingActive", "False", "FailedGetPodsMetric")), "Healthy"),
     ((("AbleToScale", "True", "SucceededGetScale"), ("ScalingActive", "False", "FailedGetExternalMetric")), "Healthy"),
+    ((("AbleToScale", "True", "SucceededGetScale"), ("ScalingActive", "False", "FailedGetContainerResourceMetric")), "Healthy"),
     # Everything else keeps Argo CD's meaning.
     ((("AbleToScale", "False", "FailedGetScale"), ("ScalingActive", "False", "FailedGetResourceMetric")), "Degraded"),
     ((("ScalingActive", "False", "FailedGetResourceMetric"), ("AbleToScale", "False", "FailedUpdateScale")), "Degraded"),

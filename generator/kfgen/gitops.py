@@ -58,8 +58,12 @@ return hs
 # Argo CD's built-in HPA health calls an autoscaler that cannot read metrics Degraded; on a cluster
 # without metrics-server (kind) every autoscaler is so, and its wave never ends. This keeps Argo CD's
 # meaning of each condition, except that a ScalingActive False for want of metrics (FailedGet*Metric)
-# alone is Healthy: the autoscaler holds its replicas meanwhile.
+# alone is Healthy: the autoscaler holds its replicas meanwhile. Argo CD's Lua has no string library.
 HPA_HEALTH = """\
+local no_metrics = {
+  FailedGetResourceMetric = true, FailedGetContainerResourceMetric = true, FailedGetPodsMetric = true,
+  FailedGetObjectMetric = true, FailedGetExternalMetric = true,
+}
 local degraded = {
   AbleToScale = {FailedGetScale = true, FailedUpdateScale = true},
   ScalingActive = {FailedGetResourceMetric = true, InvalidSelector = true},
@@ -76,7 +80,7 @@ end
 for _, condition in ipairs(conditions) do
   local reason = condition.reason or ""
   local message = condition.message or ""
-  if condition.type == "ScalingActive" and condition.status == "False" and string.match(reason, "^FailedGet%a*Metric$") then
+  if condition.type == "ScalingActive" and condition.status == "False" and no_metrics[reason] then
     missing = message
   elseif degraded[condition.type] ~= nil and degraded[condition.type][reason] then
     return {status = "Degraded", message = message}
