@@ -25,6 +25,7 @@ COMMANDS = {
     "secrets": "list the Secrets an environment needs; generate them for the local backend",
     "apply": "apply an environment to a cluster in dependency order (server-side apply, pruning)",
     "publish": "commit what each environment's controllers read to its deploy branch",
+    "status": "the GitOps controllers' view of each component: synced, healthy, on the latest publish",
     "diff": "compare the built platform of two revisions",
     "graph": "draw the dependency graph (mermaid or dot)",
     "upgrade": "move platform.yaml to another Kubeflow release",
