@@ -307,6 +307,9 @@ class Cluster:
             # Default client limits (20/s) make a sync of hundreds of objects wait on the controllers.
             "--kube-api-qps=100",
             "--kube-api-burst=200",
+            # A new autoscaler is first judged one period after it appears (15 s by default): its
+            # conditions, that health checks read, come sooner.
+            "--horizontal-pod-autoscaler-sync-period=5s",
         ])
         self.run_process("kube-scheduler", [str(binaries["kube-scheduler"]), *common, "--kube-api-qps=100", "--kube-api-burst=200"])
         self.run_process(
