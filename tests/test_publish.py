@@ -18,11 +18,13 @@ import pytest
 import yaml
 
 from conftest import PROJECT, TempProject, identity, shipped_spec, tree_snapshot
+from kfgen.build import yaml_to_json_lines
 from kfgen.refs import parse_remote
 from kfgen.sources import _local_references, find_kustomization
 from kfgen.yamlio import load_all_plain
 
 KUSTOMIZE = os.environ.get("KFGEN_KUSTOMIZE") or str(PROJECT / ".tools" / "bin" / "kustomize")
+YAML2JSON = os.environ.get("KFGEN_YAML2JSON") or str(PROJECT / ".tools" / "bin" / "yaml2json")
 # The source commit's people and dates: a deploy commit takes them over, so the same inputs give the same commit.
 SOURCE_IDENTITY = {"GIT_AUTHOR_NAME": "Ada Lovelace", "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_AUTHOR_DATE": "1700000000 +0100",
                    "GIT_COMMITTER_NAME": "Grace Hopper", "GIT_COMMITTER_EMAIL": "grace@example.com", "GIT_COMMITTER_DATE": "1700000100 +0200"}
@@ -263,6 +265,33 @@ def change_local_replicas(project: TempProject, replicas: int) -> str:
     return commit_all(project.root, f"{replicas} replicas")
 
 
+def test_remote_mode_publishes_below_gitops_path_and_revision_mode_has_nothing_to_publish(make_project):
+    spec = spec_with("flux")
+    spec["sources"] = {"mode": "remote"}
+    spec["gitops"]["path"] = "platform"  # the project lives in a folder of the repository the controllers read
+    project = make_project(spec)
+    project.render()
+    git(project.root, "init", "-q", "-b", "main")
+    commit_all(project.root, "platform")
+    report = only(publish(project, "--env", "local"))
+    paths = git(project.root, "ls-tree", "-r", "--name-only", report["commit"]).splitlines()
+    assert paths and all(p.startswith("platform/") for p in paths) and "platform/PUBLISHED.json" in paths
+    assert not any(p.startswith("platform/vendor/") for p in paths)  # the controllers fetch upstream themselves
+    base = yaml.safe_load(git(project.root, "show", f"{report['commit']}:platform/base/dex/kustomization.yaml"))
+    assert all(r.startswith("https://github.com/kubeflow/manifests//") for r in base["resources"])
+    for name in ("dex", "pipelines"):
+        kustomization = yaml.safe_load(git(project.root, "show", f"{report['commit']}:platform/gitops/local/components/{name}.yaml"))
+        assert f"{kustomization['spec']['path'].removeprefix('./')}/kustomization.yaml" in paths
+
+    spec["gitops"]["syncFrom"] = "revision"
+    project.write_spec(spec)
+    project.render()
+    commit_all(project.root, "the controllers follow main")
+    result = project.kfgen("publish")
+    assert result.returncode == 0 and "nothing to publish" in result.stdout and "'main'" in result.stdout, result.stdout + result.stderr
+    assert git(project.root, "rev-parse", "refs/heads/deploy/local") == report["commit"]
+
+
 # ---- a fresh clone of a deploy branch, as a controller sees it
 
 
@@ -308,7 +337,7 @@ def kustomize_build(folder: Path) -> list[dict[str, Any]]:
         (folder / "kustomization.yaml").write_text(yaml.safe_dump({"resources": files}), encoding="utf-8")
     result = subprocess.run([KUSTOMIZE, "build", str(folder)], capture_output=True, text=True, env=OFFLINE, timeout=300)
     assert result.returncode == 0, f"kustomize build {folder}: {result.stderr[-2000:]}"
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    return [json.loads(line) for line in yaml_to_json_lines(YAML2JSON, result.stdout).splitlines() if line]  # as kfgen build reads it
 
 
 def by_identity(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
