@@ -18,6 +18,7 @@ export KFGEN_KUBE_CONTROLLER_MANAGER := $(TOOLS)/kube-controller-manager
 export KFGEN_KUBE_SCHEDULER := $(TOOLS)/kube-scheduler
 export KFGEN_KUBECTL := $(TOOLS)/kubectl
 export KFGEN_KWOK := $(TOOLS)/kwok
+export KFGEN_ARGOCD := $(TOOLS)/argocd
 
 .PHONY: run test bench tools lint render vendor build check clean
 
@@ -82,6 +83,7 @@ $(TOOLS)/etcd: tools/etcd/main.go tools/etcd/go.mod tools/etcd/go.sum
 # The test cluster of tests/e2e (tests/e2e/cluster.py): every binary the end-to-end suite runs.
 .PHONY: e2e-tools
 e2e-tools: controlplane $(TOOLS)/kube-controller-manager $(TOOLS)/kube-scheduler $(TOOLS)/kubectl $(TOOLS)/kwok git-installed
+e2e-tools: $(TOOLS)/argocd $(TOOLS)/argocd-application-controller $(TOOLS)/argocd-repo-server redis-installed
 
 # The rest of the cluster, from the same k8s.io/kubernetes module as kube-apiserver (its go.mod has
 # their `tool` lines), with the same version ldflags; kubectl is built too so that its version is the
@@ -99,6 +101,22 @@ $(TOOLS)/kwok:
 .PHONY: git-installed
 git-installed:
 	@command -v git >/dev/null || (apt-get update && apt-get install -y git)
+
+# Argo CD's application controller and repo server (tests/e2e/argocd.py): one binary of our own
+# (tools/argocd) that picks the command by the name it runs as, as Argo CD's image does; only those
+# commands are compiled. About 6 minutes of CPU with a warm Go cache of Kubernetes modules.
+ARGOCD_VERSION = $(shell awk '$$1 == "github.com/argoproj/argo-cd/v3" {print $$2}' tools/argocd/go.mod)
+$(TOOLS)/argocd: tools/argocd/main.go tools/argocd/go.mod tools/argocd/go.sum
+	cd tools/argocd && GOFLAGS=-mod=mod go build -trimpath \
+	  -ldflags='-s -w -X github.com/argoproj/argo-cd/v3/common.version=$(ARGOCD_VERSION:v%=%)' -o $@ .
+
+$(TOOLS)/argocd-application-controller $(TOOLS)/argocd-repo-server: $(TOOLS)/argocd
+	ln -sf argocd $@
+
+# Argo CD's cache; the e2e suite runs Debian's redis-server on a loopback port.
+.PHONY: redis-installed
+redis-installed:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
 lint: $(KFGEN)
 	$(VENV)/bin/ruff check generator tests bench
