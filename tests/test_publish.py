@@ -208,6 +208,16 @@ def test_refusals_write_nothing(make_project):
     vendored.write_text(vendored.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
     refused = project.kfgen("publish", "--env", "local")
     assert refused.returncode == 2 and "vendor/ does not match" in refused.stderr, refused.stderr
+    vendored.write_text(vendored.read_text(encoding="utf-8").removesuffix("# edited\n"), encoding="utf-8")
+
+    # A component enabled, rendered and committed, but its sources never vendored: refused, saying how to fix it.
+    spec = spec_with("argocd")
+    spec["components"]["knative-eventing"] = {"enabled": True}
+    project.write_spec(spec)
+    project.render()
+    commit_all(root, "knative eventing")
+    refused = project.kfgen("publish", "--env", "local")
+    assert refused.returncode == 2 and "run `kfgen vendor`" in refused.stderr, refused.stderr
     assert git(root, "rev-parse", "refs/heads/deploy/local") == head
     assert git(root, "branch", "--list", "deploy/staging") == ""
 

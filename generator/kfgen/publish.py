@@ -225,7 +225,8 @@ def kustomize_closure(root: Path, starts: Iterable[str]) -> Closure:
             elif path.is_file():
                 closure.files.add(target)
             elif field_name != "patchesStrategicMerge":  # there, a string may be an inline patch
-                raise PublishRefused(f"{kustomization.relative_to(root)}: {field_name} names {reference!r}, which does not exist")
+                hint = "; run `kfgen vendor` and commit sources.lock.json" if target.startswith("vendor/") else ""
+                raise PublishRefused(f"{kustomization.relative_to(root)}: {field_name} names {reference!r}, which does not exist{hint}")
     return closure
 
 
