@@ -19,6 +19,9 @@ export KFGEN_KUBE_SCHEDULER := $(TOOLS)/kube-scheduler
 export KFGEN_KUBECTL := $(TOOLS)/kubectl
 export KFGEN_KWOK := $(TOOLS)/kwok
 export KFGEN_ARGOCD := $(TOOLS)/argocd
+export KFGEN_SOURCE_CONTROLLER := $(TOOLS)/source-controller
+export KFGEN_KUSTOMIZE_CONTROLLER := $(TOOLS)/kustomize-controller
+export KFGEN_CERT_MANAGER_CONTROLLER := $(TOOLS)/cert-manager-controller
 
 .PHONY: run test bench tools lint render vendor build check clean
 
@@ -84,6 +87,7 @@ $(TOOLS)/etcd: tools/etcd/main.go tools/etcd/go.mod tools/etcd/go.sum
 .PHONY: e2e-tools
 e2e-tools: controlplane $(TOOLS)/kube-controller-manager $(TOOLS)/kube-scheduler $(TOOLS)/kubectl $(TOOLS)/kwok git-installed
 e2e-tools: $(TOOLS)/argocd $(TOOLS)/argocd-application-controller $(TOOLS)/argocd-repo-server redis-installed
+e2e-tools: $(TOOLS)/source-controller $(TOOLS)/kustomize-controller $(TOOLS)/cert-manager-controller
 
 # The rest of the cluster, from the same k8s.io/kubernetes module as kube-apiserver (its go.mod has
 # their `tool` lines), with the same version ldflags; kubectl is built too so that its version is the
@@ -117,6 +121,20 @@ $(TOOLS)/argocd-application-controller $(TOOLS)/argocd-repo-server: $(TOOLS)/arg
 .PHONY: redis-installed
 redis-installed:
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
+# Flux's source-controller and kustomize-controller (tests/e2e/flux.py), the releases whose CRDs are in the
+# source cache, from the wrapper module tools/flux (its go.mod says why a wrapper). About 9 minutes of CPU
+# with a cold Go cache.
+$(TOOLS)/source-controller $(TOOLS)/kustomize-controller: $(TOOLS)/%: tools/flux/go.mod tools/flux/go.sum
+	cd tools/flux && GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o $@ github.com/fluxcd/$*
+
+# cert-manager's controllers (tests/e2e/certmanager.py), of the release kubeflow/manifests 26.03 deploys:
+# tools/cert-manager is a small main over its controller library (its main.go says why). The version
+# ldflag makes its user agent and logs name the release instead of "canary".
+CERT_MANAGER_VERSION = $(shell awk '$$1 == "github.com/cert-manager/cert-manager" {print $$2}' tools/cert-manager/go.mod)
+$(TOOLS)/cert-manager-controller: tools/cert-manager/main.go tools/cert-manager/go.mod tools/cert-manager/go.sum
+	cd tools/cert-manager && GOFLAGS=-mod=mod go build -trimpath \
+	  -ldflags='-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$(CERT_MANAGER_VERSION)' -o $@ .
 
 lint: $(KFGEN)
 	$(VENV)/bin/ruff check generator tests bench
