@@ -73,6 +73,9 @@ class ArgoCDSettings:
     self_heal_backoff_seconds: int = 1
     self_heal_backoff_factor: int = 2
     self_heal_backoff_cap_seconds: int = 10
+    # Each resource's health in the Application's status (Argo CD 3 keeps it in redis only), so that tests
+    # and failure messages can say which object is unhealthy and why.
+    persist_resource_health: bool = True
     # Extra data for argocd-cm (resource customizations, exclusions...), as a user would set it.
     config: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
@@ -157,6 +160,10 @@ class ArgoCD:
         if result.returncode != 0:
             raise ArgoCDError(f"Application {name}: {result.stderr.strip()}")
         return json.loads(result.stdout)
+
+    def configure(self, data: dict[str, str]) -> None:
+        """Merges `data` into argocd-cm (resource customizations...); the controller reads it live."""
+        self.cluster.kubectl("-n", self.namespace, "patch", "configmap", "argocd-cm", "--type=merge", "-p", json.dumps({"data": data}))
 
     def refresh(self, name: str) -> None:
         """Asks for a hard refresh: the controller re-resolves the revision in git and regenerates the
@@ -327,6 +334,7 @@ class ArgoCD:
             "--self-heal-backoff-factor", str(settings.self_heal_backoff_factor),
             "--self-heal-backoff-cap-seconds", str(settings.self_heal_backoff_cap_seconds),
             "--metrics-port", str(metrics),
+            f"--persist-resource-health={str(settings.persist_resource_health).lower()}",
             "--logformat", "text", "--loglevel", settings.log_level,
         ], env)
         self._wait("argocd-application-controller", lambda: _http_ok(f"http://127.0.0.1:{metrics}/healthz"))

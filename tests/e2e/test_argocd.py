@@ -21,9 +21,13 @@ import yaml
 from e2e.argocd import ArgoCD
 from e2e.cluster import Cluster
 from e2e.gitserver import GitServer
+from kfgen.catalog import load_catalog
+from kfgen.gitops import argocd_cm
+from kfgen.spec import load_platform
 
 pytestmark = pytest.mark.e2e
 
+PROJECT = Path(__file__).resolve().parents[2]
 IN_CLUSTER = "https://kubernetes.default.svc"
 TIMEOUT = 120.0
 
@@ -94,7 +98,9 @@ def manifests(namespace: str, *, config_map: bool = True, replicas: int = 2) -> 
     return {"app/kustomization.yaml": [kustomization], "app/objects.yaml": objects}
 
 
-def project(name: str, repo_url: str, namespaces: list[str], *, allow_no_namespace: bool = True) -> dict[str, Any]:
+def project(
+    name: str, repo_url: str, namespaces: list[str], *, allow_no_namespace: bool = True, cluster_kinds: tuple[str, ...] = ("Namespace",)
+) -> dict[str, Any]:
     """An AppProject for Applications whose manifests name their own namespaces.
 
     Argo CD checks an Application's destination namespace against the project's destinations even when it
@@ -112,7 +118,7 @@ def project(name: str, repo_url: str, namespaces: list[str], *, allow_no_namespa
         "spec": {
             "sourceRepos": [repo_url],
             "destinations": destinations,
-            "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+            "clusterResourceWhitelist": [{"group": group, "kind": kind} for group, _, kind in (k.rpartition("/") for k in cluster_kinds)],
         },
     }
 
@@ -228,3 +234,56 @@ def test_a_project_without_an_empty_namespace_destination_refuses_the_applicatio
     apply(stack.cluster, project("strict", repo.url, [namespace]))
     stack.argocd.refresh("strict")
     stack.argocd.wait_for_app("strict", revision=commit, timeout=TIMEOUT)
+
+
+def test_kfgen_health_customizations_run_in_argocd(stack: Stack, tmp_path: Path) -> None:
+    """The argocd-cm that kfgen ships, loaded into the real controller: its Lua health checks run in Argo CD's
+    sandbox and gate sync waves as meant. A CRD is Healthy once established; an autoscaler that cannot read
+    metrics (no metrics-server here) is Healthy, so the wave after it is applied."""
+    platform = load_platform(PROJECT / "platform.yaml", load_catalog(PROJECT / "components"))
+    stack.argocd.configure(argocd_cm(platform.gitops)["data"])
+    namespace = "e2e-health"
+
+    def wave(number: int, obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"].setdefault("annotations", {})["argocd.argoproj.io/sync-wave"] = str(number)
+        return obj
+
+    widget_crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.e2e.kfgen.dev"},
+        "spec": {
+            "group": "e2e.kfgen.dev",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}],
+        },
+    }
+    autoscaler = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+        },
+    }
+    files = manifests(namespace)
+    objects = files["app/objects.yaml"]
+    objects[0] = wave(-2, objects[0])
+    objects[:] = [*objects, wave(-1, widget_crd), autoscaler,
+                  wave(1, {"apiVersion": "e2e.kfgen.dev/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": namespace}, "spec": {}})]
+    repo = Repo(stack, "health", tmp_path)
+    commit = repo.push(files, "a CRD, an autoscaler without metrics, and a wave after them")
+    cluster_kinds = ("Namespace", "apiextensions.k8s.io/CustomResourceDefinition")
+    apply(stack.cluster, project("health", repo.url, [namespace], cluster_kinds=cluster_kinds), application("health", "health", repo.url))
+    app = stack.argocd.wait_for_app("health", revision=commit, timeout=TIMEOUT)
+
+    health = {(r["kind"], r["name"]): r.get("health") or {} for r in app["status"]["resources"]}
+    assert health[("CustomResourceDefinition", "widgets.e2e.kfgen.dev")] == {"status": "Healthy", "message": "established"}
+    hpa = health[("HorizontalPodAutoscaler", "web")]
+    assert hpa["status"] == "Healthy" and hpa["message"].startswith("no metrics to scale on"), hpa
+    assert get(stack.cluster, "-n", namespace, "widgets.e2e.kfgen.dev", "w") is not None
