@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -155,8 +156,8 @@ class Cluster:
             self.dir = self.control_plane.dir
             self.kubeconfig = self.control_plane.kubeconfig
             self.server = self.control_plane.server
+            self._create_nodes_and_storage()  # while the API server has nothing else to answer
             self._start_components(binaries)
-            self._create_nodes_and_storage()
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -327,11 +328,19 @@ class Cluster:
             env=dict(self.env(), HOME=str(self.dir)),
         )
 
-    def _create_nodes_and_storage(self) -> None:
-        from kubernetes import client
+    # Start-up speaks to the API server with plain requests: the Python client's typed APIs take seconds to import.
 
-        core, storage = client.CoreV1Api(self.api), client.StorageV1Api(self.api)
-        storage.create_storage_class({
+    def _request(self, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The object at path, or None when it does not exist (404); ClusterError for any other failure."""
+        status, answer = self.control_plane.request(path, method, body)
+        if status == 404 and method == "GET":
+            return None
+        if status >= 300:
+            raise ClusterError(f"{method} {path}: {status} {answer.decode(errors='replace')[:2000]}")
+        return json.loads(answer)
+
+    def _create_nodes_and_storage(self) -> None:
+        self._request("/apis/storage.k8s.io/v1/storageclasses", "POST", {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
@@ -340,7 +349,7 @@ class Cluster:
             "volumeBindingMode": "Immediate",
         })
         for name in self.nodes:
-            core.create_node({
+            self._request("/api/v1/nodes", "POST", {
                 "apiVersion": "v1",
                 "kind": "Node",
                 "metadata": {
@@ -351,22 +360,20 @@ class Cluster:
             })
 
     def _wait_ready(self) -> None:
-        from kubernetes import client
-
-        core = client.CoreV1Api(self.api)
+        def schedulable(node: dict[str, Any]) -> bool:
+            conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+            taints = {t["key"] for t in node["spec"].get("taints", [])}
+            return conditions.get("Ready") == "True" and NOT_READY_TAINT not in taints
 
         def nodes_schedulable() -> bool:
-            ready = 0
-            for node in core.list_node().items:
-                conditions = {c.type: c.status for c in node.status.conditions or []}
-                taints = {t.key for t in node.spec.taints or []}
-                ready += conditions.get("Ready") == "True" and NOT_READY_TAINT not in taints
-            return ready == self.node_count
+            nodes = self._request("/api/v1/nodes") or {"items": []}
+            return sum(schedulable(node) for node in nodes["items"]) == self.node_count
 
         def default_namespace_prepared() -> bool:
-            core.read_namespaced_service_account("default", "default")
-            core.read_namespaced_config_map("kube-root-ca.crt", "default")
-            return True
+            return bool(
+                self._request("/api/v1/namespaces/default/serviceaccounts/default")
+                and self._request("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
+            )
 
         logs = ("kwok", "kube-controller-manager")
         timeout = self.startup_timeout
