@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from e2e.cluster import POD_CIDR, STORAGE_CLASS, Cluster
+from e2e.cluster import POD_CIDR, STORAGE_CLASS, Cluster, ClusterTimeout, ProcessExited
 from e2e.gitserver import GitServer
 
 pytestmark = pytest.mark.e2e
@@ -257,6 +257,17 @@ def test_admission_webhooks_are_not_called(cluster, namespace):
         cluster.kubectl("create", "configmap", "settings", "-n", namespace, "--from-literal=a=b")
     finally:
         cluster.kubectl("delete", "validatingwebhookconfiguration", name)
+
+
+def test_a_watched_process_that_exits_fails_the_wait_with_its_log(cluster):
+    cluster.run_process("e2e-crasher", ["sh", "-c", "echo 'cannot reach the cluster' >&2; exit 3"])
+    with pytest.raises(ProcessExited, match=r"(?s)e2e-crasher exited with code 3.*cannot reach the cluster"):
+        cluster.wait_for(lambda: False, 30, "something the crashed process would have done")
+    assert cluster.stop_process("e2e-crasher") == 3
+    cluster.run_process("e2e-sleeper", ["sleep", "600"], watch=False)
+    with pytest.raises(ClusterTimeout, match="waiting for nothing"):
+        cluster.wait_for(lambda: False, 0.5, "nothing")
+    assert cluster.stop_process("e2e-sleeper") == -15  # SIGTERM to its process group
 
 
 def git(*args: str, cwd: Path) -> str:
