@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import subprocess
 import time
 import urllib.error
@@ -118,7 +119,8 @@ class Flux:
         }
         try:
             self._install_crds()
-            self.cluster.kubectl("create", "namespace", self.namespace)
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+            self.cluster.kubectl("apply", "-f", "-", input=json.dumps(namespace))  # kept if it exists
             for name, binary in binaries.items():
                 self._start_controller(name, binary)
         except BaseException:
