@@ -265,9 +265,36 @@ def test_crd_health_reads_established_and_names_accepted(obj, status):
     assert _health(CRD_HEALTH, obj)[0] == status
 
 
-def test_application_health_passes_the_childs_health_on():
-    assert _health(APPLICATION_HEALTH, {"metadata": {}, "status": {"health": {"status": "Degraded", "message": "m"}}}) == ("Degraded", "m")
-    assert _health(APPLICATION_HEALTH, {"metadata": {}})[0] == "Progressing"
+def _application(target: str, compared: str | None, sync: str = "Synced", health: str = "Healthy", operation: dict | None = None) -> dict:
+    status: dict = {"sync": {"status": sync, "revision": "c" * 40}, "health": {"status": health, "message": "m"}}
+    if compared is not None:
+        status["sync"]["comparedTo"] = {"source": {"targetRevision": compared}}
+    if operation is not None:
+        status["operationState"] = operation
+    return {"metadata": {}, "spec": {"source": {"targetRevision": target}}, "status": status}
+
+
+PINNED, BEFORE = "c" * 40, "b" * 40
+
+
+@pytest.mark.parametrize(("app", "status"), [
+    (_application(PINNED, PINNED), "Healthy"),
+    (_application(PINNED, PINNED, health="Degraded"), "Degraded"),
+    # The root has just applied the new pin: what the child shows is still about the commit before.
+    (_application(PINNED, BEFORE), "Progressing"),
+    (_application(PINNED, None), "Progressing"),
+    (_application(PINNED, PINNED, sync="OutOfSync"), "Progressing"),
+    (_application(PINNED, PINNED, operation={"phase": "Running", "message": "waiting"}), "Progressing"),
+    # Its retries spent at this revision: the wave fails rather than waiting forever.
+    (_application(PINNED, PINNED, sync="OutOfSync", operation={"phase": "Failed", "message": "denied", "syncResult": {"revision": PINNED}}),
+     "Degraded"),
+    # A failure at an earlier revision says nothing of this one.
+    (_application(PINNED, PINNED, sync="OutOfSync", operation={"phase": "Failed", "syncResult": {"revision": BEFORE}}), "Progressing"),
+    ({"metadata": {}}, "Progressing"),
+    ({"metadata": {}, "status": {"health": {"status": "Healthy"}}}, "Progressing"),
+])
+def test_application_health_waits_for_the_child_to_sync_its_target(app, status):
+    assert _health(APPLICATION_HEALTH, app)[0] == status
 
 
 # --- Flux ---

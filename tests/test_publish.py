@@ -132,8 +132,20 @@ def test_publish_writes_the_branch_and_touches_nothing_else(argocd_repo):
     published = json.loads(git(root, "show", f"{head}:PUBLISHED.json"))
     assert published == {"environment": "local", "sourceCommit": source, "specSha256": spec_digest, "kfgenVersion": "0.1.0",
                          "engine": "argocd", "sourceMode": "vendored", "hydrated": False, "sourceDirty": False}
+    content = git(root, "rev-parse", f"{head}^")
     assert trailers(root, head) == {"Environment": "local", "Source-Commit": source, "Spec-Digest": f"sha256:{spec_digest}",
-                                    "Kfgen-Version": "0.1.0"}
+                                    "Kfgen-Version": "0.1.0", "Pinned-Content": content}
+    assert trailers(root, content) == {"Environment": "local", "Source-Commit": source, "Spec-Digest": f"sha256:{spec_digest}",
+                                       "Kfgen-Version": "0.1.0"}
+    # Argo CD: the head pins every component Application to the content commit before it; nothing else differs.
+    changed = git(root, "diff", "--name-only", content, head).splitlines()
+    apps = sorted(p for p in paths if p.startswith("gitops/local/apps/") and not p.endswith("/kustomization.yaml"))
+    assert changed == apps and len(apps) == len(enabled)
+    for path in apps:
+        pinned, followed = (yaml.safe_load(git(root, "show", f"{commit}:{path}")) for commit in (head, content))
+        assert pinned["spec"]["source"]["targetRevision"] == content and followed["spec"]["source"]["targetRevision"] == "deploy/local"
+        followed["spec"]["source"]["targetRevision"] = content
+        assert pinned == followed
     people = git(root, "log", "-1", "--format=%an|%ae|%ad|%cn|%ce|%cd", "--date=raw", head)
     assert people == "Ada Lovelace|ada@example.com|1700000000 +0100|Grace Hopper|grace@example.com|1700000100 +0200"
 
@@ -160,8 +172,8 @@ def test_publish_writes_the_branch_and_touches_nothing_else(argocd_repo):
     assert checkout_state(root) == before
     assert report["changed"] and report["previous"] == head
     new_head = git(root, "rev-parse", "refs/heads/deploy/local")
-    assert git(root, "rev-list", "--count", "refs/heads/deploy/local") == "2"
-    assert git(root, "rev-parse", f"{new_head}^") == head
+    assert git(root, "rev-list", "--count", "refs/heads/deploy/local") == "4"  # each publish: content, then pins
+    assert git(root, "rev-parse", f"{new_head}^^") == head
     new_digest = hashlib.sha256(argocd_repo.spec_path.read_bytes()).hexdigest()
     assert trailers(root, new_head)["Source-Commit"] == changed_source
     assert trailers(root, new_head)["Spec-Digest"] == f"sha256:{new_digest}"
@@ -249,7 +261,7 @@ def test_push_to_a_bare_repository(make_project, tmp_path):
     report = publish(project, "--env", "local", "--push", str(remote))
     assert report["push"]["ok"] and only(report)["previous"] == ahead
     ours = only(report)["commit"]
-    assert git(remote, "rev-parse", "refs/heads/deploy/local^") == ahead
+    assert git(remote, "rev-parse", "refs/heads/deploy/local^^") == ahead
     assert "elsewhere.txt" not in git(remote, "ls-tree", "--name-only", "refs/heads/deploy/local")  # the tree is ours alone
 
     # Someone rewrote the remote branch: ours and theirs diverged, so the push is refused, never forced.
@@ -264,7 +276,7 @@ def test_push_to_a_bare_repository(make_project, tmp_path):
     assert "rejected" in result.stderr and "deploy/local" in result.stderr, result.stderr
     assert json.loads(result.stdout)["push"]["ok"] is False
     assert git(remote, "rev-parse", "refs/heads/deploy/local") == foreign
-    assert git(root, "rev-parse", "refs/heads/deploy/local^") == ours  # built on our own head
+    assert git(root, "rev-parse", "refs/heads/deploy/local^^") == ours  # built on our own head
 
 
 def change_local_replicas(project: TempProject, replicas: int) -> str:
@@ -315,7 +327,9 @@ def controller_paths(clone: Path, env: str) -> dict[str, str]:
             component = (doc.get("metadata", {}).get("labels") or {}).get("kfgen.dev/component", "")
             if doc.get("kind") == "Application":
                 source = doc["spec"]["source"]
-                assert source["targetRevision"] == f"deploy/{env}", file
+                # The root follows the branch; components are pinned to the content commit just before the head.
+                pinned = git(clone, "rev-parse", "HEAD^") if component else f"deploy/{env}"
+                assert source["targetRevision"] == pinned, file
                 paths[source["path"]] = component
             elif doc.get("kind") == "Kustomization" and doc["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/"):
                 paths[doc["spec"]["path"].removeprefix("./")] = component

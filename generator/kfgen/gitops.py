@@ -29,29 +29,67 @@ ARGO_API = "argoproj.io/v1alpha1"
 FLUX_KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
 FLUX_SOURCE_API = "source.toolkit.fluxcd.io/v1"
 
-# Fields that controllers fill in after apply; Argo CD must not see them as drift.
+# Fields that controllers fill in after apply, or that the API server does not store as written: Argo CD must not see them as drift.
 IGNORE_DIFFERENCES = [
     {"group": "admissionregistration.k8s.io", "kind": "MutatingWebhookConfiguration",
      "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]},
     {"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration",
      "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]},
+    # Two upstream CRDs say `preserveUnknownFields: false`, the default, which the API server does not
+    # store; compared as written, they would be out of sync forever.
     {"group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition",
-     "jqPathExpressions": [".spec.conversion.webhook.clientConfig.caBundle"]},
+     "jqPathExpressions": [".spec.conversion.webhook.clientConfig.caBundle", ".spec.preserveUnknownFields"]},
 ]
 
 # Argo CD stopped assessing Application health by default (1.8); waves only wait for children
-# whose health is known, so the health check comes back as a customization.
+# whose health is known, so the health check comes back as a customization. A child's own health is
+# not enough: right after the root applies a changed child (kfgen publish pins each child to the
+# content commit), the child still shows the health of what it synced before. So a child counts as
+# Progressing until it has compared its current targetRevision and synced it, and as Degraded once a
+# sync at that revision has failed for good (its retries spent), so that the root's wave fails instead
+# of waiting forever and the next publish can heal it.
 APPLICATION_HEALTH = """\
-hs = {}
-hs.status = "Progressing"
-hs.message = ""
-if obj.status ~= nil and obj.status.health ~= nil then
-  hs.status = obj.status.health.status
-  if obj.status.health.message ~= nil then
-    hs.message = obj.status.health.message
+local function progressing(message)
+  return {status = "Progressing", message = message}
+end
+if obj.status == nil or obj.status.sync == nil then
+  return progressing("waiting for the application controller")
+end
+local sync = obj.status.sync
+local wanted = nil
+if obj.spec ~= nil and obj.spec.source ~= nil then
+  wanted = obj.spec.source.targetRevision
+end
+local compared = nil
+if sync.comparedTo ~= nil and sync.comparedTo.source ~= nil then
+  compared = sync.comparedTo.source.targetRevision
+end
+if compared ~= wanted then
+  return progressing("not compared at " .. tostring(wanted) .. " yet")
+end
+local operation = obj.status.operationState
+if operation ~= nil then
+  if operation.phase == "Running" or operation.phase == "Terminating" then
+    return progressing(operation.message or "syncing")
+  end
+  local tried = nil
+  if operation.syncResult ~= nil then
+    tried = operation.syncResult.revision
+  end
+  if tried == nil and operation.operation ~= nil and operation.operation.sync ~= nil then
+    tried = operation.operation.sync.revision
+  end
+  if (operation.phase == "Failed" or operation.phase == "Error") and tried == sync.revision then
+    return {status = "Degraded", message = operation.message or "sync failed"}
   end
 end
-return hs
+if sync.status ~= "Synced" then
+  return progressing("sync status " .. tostring(sync.status))
+end
+if obj.status.health == nil then
+  return progressing("no health reported yet")
+end
+return {status = obj.status.health.status, message = obj.status.health.message or ""}
 """
 
 
@@ -197,7 +235,10 @@ def _sync_policy(gitops: GitOps) -> dict[str, Any]:
     return {
         "automated": {"prune": gitops.prune, "selfHeal": gitops.self_heal},
         "syncOptions": ["ServerSideApply=true", "RespectIgnoreDifferences=true", "PruneLast=true"],
-        "retry": {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
+        # A few quick retries ride out what settles by itself (a CRD and its resources in one sync); a change
+        # the cluster keeps refusing then fails at once, so the waves after it stop and `kfgen status` says
+        # why, until the next publish. Argo CD does not retry a failed revision on its own.
+        "retry": {"limit": 3, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "1m"}},
     }
 
 

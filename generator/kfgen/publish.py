@@ -41,7 +41,7 @@ from .plan import EnvironmentPlan, Plan
 from .refs import parse_remote
 from .render import RenderedTree
 from .sources import LOCK_FILE, SourceCache, _local_references, find_kustomization, verify_vendor
-from .yamlio import load_plain
+from .yamlio import dump, load_plain
 
 PUBLISHED_FILE = "PUBLISHED.json"
 FILE_MODE = "100644"  # every published file is a plain file: the tree must not depend on the checkout's modes
@@ -51,6 +51,7 @@ TRAILER_SPEC = "Spec-Digest"
 TRAILER_ENVIRONMENT = "Environment"
 TRAILER_VERSION = "Kfgen-Version"
 TRAILER_DIRTY = "Source-Dirty"
+TRAILER_CONTENT = "Pinned-Content"
 
 
 class PublishRefused(KfgenError):
@@ -373,9 +374,48 @@ def _base_commit(git: Git, branch: str, local: str | None, remote: str | None, p
     return local or remote  # when both diverged, the push is refused and says so
 
 
+def content_commit(git: Git, head: str) -> str:
+    """The commit whose files the component Applications of head are pinned to: head itself, unless head is
+    the pinning commit that follows a content commit (see pin_applications)."""
+    message = git.run("log", "-1", "--format=%B", head).stdout
+    for line in message.splitlines():
+        key, _, value = line.partition(": ")
+        if key == TRAILER_CONTENT and len(value.strip()) == 40:
+            return value.strip()
+    return head
+
+
+def pin_applications(git: Git, entries: dict[str, str], applications: dict[str, Path], content: str,
+                     message: str, identity: dict[str, str], staging: Path) -> str:
+    """The commit after `content` whose component Applications target `content` itself instead of the branch.
+
+    Argo CD's root Application applies the component Applications wave by wave, and waits for each wave's
+    health. A component Application that follows the branch does not change when its files change, so the
+    root has nothing to apply and every component syncs at once; pinned to the content commit, every
+    publish changes each Application's targetRevision, the root applies them in wave order, and the
+    Application health check waits until a component has synced that revision (gitops.APPLICATION_HEALTH)."""
+    pinned = dict(entries)
+    for tree_path, file in applications.items():
+        header, _, _ = file.read_text(encoding="utf-8").partition("\napiVersion:")
+        application = load_plain(file.read_text(encoding="utf-8"))
+        application["spec"]["source"]["targetRevision"] = content
+        rewritten = staging / ("pinned-" + tree_path.replace("/", "_"))
+        rewritten.write_text((header + "\n" if header.startswith("#") else "") + dump(application), encoding="utf-8")
+        pinned[tree_path] = git.hash_files([rewritten])[rewritten]
+    tree = git.write_tree(pinned)
+    body = (f"Pin the component Applications to {content[:12]}\n\n"
+            "Each component Application targets the content commit, so that Argo CD's root Application applies\n"
+            "a changed platform wave by wave.\n\n" + message.rstrip("\n").rpartition("\n\n")[2] + f"\n{TRAILER_CONTENT}: {content}\n")
+    return git.run("commit-tree", "--no-gpg-sign", tree, "-p", content, "-F", "-", input=body, env=identity).stdout.strip()
+
+
 def commit_environment(git: Git, branch: str, prefix: str, files: dict[str, Path], published: bytes, message: str,
-                       identity: dict[str, str], parent: str | None, local: str | None, staging: Path) -> tuple[str, bool]:
-    """Commit files (project-relative -> file) and PUBLISHED.json below prefix on branch; return (head, changed)."""
+                       identity: dict[str, str], parent: str | None, local: str | None, staging: Path,
+                       applications: Iterable[str] = ()) -> tuple[str, bool]:
+    """Commit files (project-relative -> file) and PUBLISHED.json below prefix on branch; return (head, changed).
+
+    With `applications` (project-relative paths of Argo CD component Applications among files), the head is
+    a second commit that pins them to the first (pin_applications)."""
     def at(rel: str) -> str:
         return posixpath.join(prefix, rel) if prefix else rel
 
@@ -384,7 +424,7 @@ def commit_environment(git: Git, branch: str, prefix: str, files: dict[str, Path
     published_path = staging / f"{branch.replace('/', '_')}-{PUBLISHED_FILE}"
     published_path.write_bytes(published)
     if parent is not None:
-        before = git.tree_entries(parent)
+        before = git.tree_entries(content_commit(git, parent))
         before.pop(at(PUBLISHED_FILE), None)
         if before == entries:
             if local != parent:
@@ -394,6 +434,9 @@ def commit_environment(git: Git, branch: str, prefix: str, files: dict[str, Path
     tree = git.write_tree(entries)
     parents = ["-p", parent] if parent else []
     commit = git.run("commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-", input=message, env=identity).stdout.strip()
+    pinned = {at(rel): files[rel] for rel in applications}
+    if pinned:
+        commit = pin_applications(git, entries, pinned, commit, message, identity, staging)
     # The old value makes the move conditional: a branch moved meanwhile makes this fail instead of losing a commit.
     git.run("update-ref", "-m", "kfgen publish", f"refs/heads/{branch}", commit, local or "")
     return commit, True
@@ -468,9 +511,11 @@ def publish(root: Path, spec: Path, plan: Plan, rendered: RenderedTree, source_c
             branch, files = branches[env_plan.name], env_files[env_plan.name]
             local = git.commit_of(f"refs/heads/{branch}")
             parent = _base_commit(git, branch, local, remote.get(branch), options.push is not None)
+            applications = [rel for rel in files if gitops.engine == "argocd"
+                            and rel.startswith(f"gitops/{env_plan.name}/apps/") and rel != f"gitops/{env_plan.name}/apps/kustomization.yaml"]
             head, changed = commit_environment(
                 git, branch, prefix, files, published_json(env_plan.name, provenance, plan),
-                commit_message(env_plan.name, provenance, len(files) + 1, hydrated), identity, parent, local, staging)
+                commit_message(env_plan.name, provenance, len(files) + 1, hydrated), identity, parent, local, staging, applications)
             share = prepared / len(env_plans)  # building or collecting files is shared; each gets its part
             results.append(PublishedBranch(env_plan.name, branch, head, parent, changed, len(files) + 1, time.perf_counter() - begin + share))
     pushed = push(git, options.push, list(branches.values())) if options.push else None

@@ -181,11 +181,14 @@ def custom_objects_api(kubeconfig: str | None):
         raise InputError(f"cannot use kubeconfig {kubeconfig or '(default)'}: {err}") from None
 
 
-def environment_status(api, gitops: GitOps, platform: str, env_plan: EnvironmentPlan, published: str | None) -> EnvironmentStatus:
+def environment_status(api, gitops: GitOps, platform: str, env_plan: EnvironmentPlan, published: str | None,
+                       content: str | None = None) -> EnvironmentStatus:
     """Every controller object of one environment, judged; a component with none is reported missing, and so is
     a missing root object (Argo CD's root Application; Flux's GitRepository and root Kustomization, all named
-    <platform>-<env> as gitops.py names them)."""
+    <platform>-<env> as gitops.py names them). Argo CD's component Applications are judged against `content`,
+    the commit `kfgen publish` pinned them to (the published head when None)."""
     env = env_plan.name
+    pinned = content or published
     if gitops.engine == "argocd":
         kinds = [ARGO]
         judge = argocd_status
@@ -222,10 +225,10 @@ def environment_status(api, gitops: GitOps, platform: str, env_plan: Environment
             why = f"the cluster has no {' or '.join(crd_missing)} (is the controller installed?)" if crd_missing \
                 else f"no {kind} labelled {LABEL_COMPONENT}={name} in namespace {gitops.namespace}"
             results.append(ObjectStatus(name, kind, f"{env}-{name}", False, problems=(why,)))
-        results.extend(judge(obj, name, published) for obj in found)
+        results.extend(judge(obj, name, pinned if gitops.engine == "argocd" else published) for obj in found)
     for name, objects in sorted(per_component.items()):  # left the spec, not yet pruned
         for obj in objects:
-            judged = judge(obj, name, published)
+            judged = judge(obj, name, pinned if gitops.engine == "argocd" else published)
             results.append(ObjectStatus(judged.component, judged.kind, judged.name, True, judged.sync, judged.health, judged.revision,
                                         judged.message, (f"component {name} is not enabled in {env}: not pruned yet", *judged.problems)))
     if not results and crd_missing:
@@ -235,6 +238,12 @@ def environment_status(api, gitops: GitOps, platform: str, env_plan: Environment
 
 def platform_status(project_root: Path, gitops: GitOps, platform: str, env_plans: list[EnvironmentPlan],
                     kubeconfig: str | None) -> list[EnvironmentStatus]:
+    from .publish import Git, content_commit
+
     api = custom_objects_api(kubeconfig)
-    return [environment_status(api, gitops, platform, env_plan, latest_publish(project_root, gitops.branch_for(env_plan.name)))
-            for env_plan in env_plans]
+    statuses = []
+    for env_plan in env_plans:
+        published = latest_publish(project_root, gitops.branch_for(env_plan.name))
+        content = content_commit(Git(project_root), published) if published else None
+        statuses.append(environment_status(api, gitops, platform, env_plan, published, content))
+    return statuses
