@@ -35,9 +35,11 @@ test: $(KFGEN) tools controlplane e2e-tools
 	$(VENV)/bin/ruff check generator tests bench
 	$(VENV)/bin/pytest -q
 
-# Medians and ratios against `kustomize build example` of kubeflow/manifests, into bench/results.json.
-bench: $(KFGEN) tools
+# Medians and ratios against `kustomize build example` of kubeflow/manifests, into bench/results.json; then
+# publish-to-converged with the real GitOps controllers against upstream's own install (bench/converge.py).
+bench: $(KFGEN) tools controlplane e2e-tools
 	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/converge.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

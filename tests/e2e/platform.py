@@ -95,18 +95,30 @@ class PlatformRepo:
         self.write_spec(spec)
         return self.commit_and_publish(message)
 
-    def commit_and_publish(self, message: str) -> str:
-        """render, vendor, commit and push main, then `kfgen publish --push origin`, as the README says."""
+    def commit_and_publish(self, message: str, commit: bool = True) -> str:
+        """render, vendor, commit and push main, then `kfgen publish --push origin`, as the README says.
+        Returns the published head."""
         self.kfgen("render")
         self.kfgen("vendor")
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
+        if commit:
+            self.git("add", "-A")
+            self.git("commit", "-q", "-m", message)
         self.git("push", "-q", "origin", "main")
         self.kfgen("publish", "--env", ENV, "--push", "origin")
         return self.published()
 
     def published(self) -> str:
         return self.git("rev-parse", f"refs/heads/{self.deploy_branch()}").stdout.strip()
+
+    def component_revision(self) -> str:
+        """The commit the components sync: the published head, or for Argo CD the content commit the head pins
+        every component Application to (its Pinned-Content trailer)."""
+        head = self.published()
+        for line in self.git("log", "-1", "--format=%B", head).stdout.splitlines():
+            key, _, value = line.partition(": ")
+            if key == "Pinned-Content":
+                return value.strip()
+        return head
 
     def deploy_branch(self) -> str:
         template = (self.spec().get("gitops") or {}).get("deployBranch", "deploy/{env}")
@@ -154,7 +166,7 @@ class Engine:
 
     def bootstrap(self, repo: PlatformRepo) -> None:
         """What the README's bootstrap says once the controller runs: apply gitops/<env> from the repository."""
-        self.cluster.kubectl("apply", "--server-side", "--field-manager=platform-bootstrap", "-k", str(repo.root / "gitops" / ENV))
+        self.cluster.kubectl("apply", "-k", str(repo.root / "gitops" / ENV))
 
     def objects(self) -> list[dict[str, Any]]:
         raise NotImplementedError
