@@ -137,6 +137,9 @@ def test_argocd_applications_synced_then_each_kind_of_trouble(cluster, tmp_path)
     replace("local-pipelines", "pipelines", revision=published, health="Degraded",
             operation={"phase": "Failed", "message": refused, "startedAt": WHEN, "operation": {"sync": {"revision": published}}})
     replace("local-dex", "dex", revision=OLD)
+    # A sync that failed at an earlier revision, then a revert to what is live: synced with no new operation.
+    replace("local-central-dashboard", "central-dashboard", revision=published,
+            operation={"phase": "Failed", "message": refused, "startedAt": WHEN, "operation": {"sync": {"revision": OLD}}})
     api.delete_namespaced_custom_object(*ARGO[:2], namespace, ARGO[2], "local-volumes-web-app")
     api.create_namespaced_custom_object(*ARGO[:2], namespace, ARGO[2], application(f"local-{LEFT_OUT}", LEFT_OUT, namespace, published))
     api.delete_namespaced_custom_object(*ARGO[:2], namespace, ARGO[2], "ml-platform-local")

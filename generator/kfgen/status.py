@@ -123,7 +123,9 @@ def argocd_status(app: dict[str, Any], component: str, published: str | None) ->
         problems.append(f"sync {sync}" + (f" ({', '.join(drifted[:3])}{', ...' if len(drifted) > 3 else ''})" if drifted else ""))
     if health != "Healthy":
         problems.append(f"health {health}")
-    if operation.get("phase") in ("Failed", "Error"):
+    # A sync that failed at an earlier revision says nothing of this one (a revert back to what is live needs no sync).
+    tried = (operation.get("syncResult") or {}).get("revision") or ((operation.get("operation") or {}).get("sync") or {}).get("revision")
+    if operation.get("phase") in ("Failed", "Error") and (tried is None or tried == revision):
         problems.append(f"last sync {operation['phase'].lower()}: {operation.get('message', '')}".rstrip(": "))
     problems.extend(f"{kind}: {c.get('message', '')}" for kind, c in sorted(_conditions(app).items()) if kind.endswith("Error"))
     problems.extend(_revision_problem(revision, published))

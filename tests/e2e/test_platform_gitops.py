@@ -73,8 +73,20 @@ class Deployment:
             states = self.engine.states()
             summary = {n: (s.ready, s.revision[:12], s.message[:300]) for n, s in sorted(states.items()) if not s.ready or s.revision != revision}
             raise AssertionError(f"not converged; missing {sorted(wanted - set(states))}; not ready: {summary}") from None
-        code, report = self.repo.status(self.cluster.kubeconfig)
-        assert code == 0, report
+        # The components are done; the root (Argo CD's app of apps, Flux's root Kustomization) may still be
+        # finishing its own sync. `kfgen status` is what users read: it must come to say all is well.
+        reports: list[Any] = []
+
+        def status_fine() -> bool:
+            code, report = self.repo.status(self.cluster.kubeconfig)
+            reports[:] = [report]
+            return code == 0
+
+        try:
+            self.cluster.wait_for(status_fine, 120, "kfgen status to exit 0", interval=2.0)
+        except ClusterError:
+            problems = [o for e in reports[0]["environments"] for o in e["objects"] if not o["ok"]]
+            raise AssertionError(f"kfgen status still reports problems: {json.dumps(problems)[:3000] or reports}") from None
 
 
 def _start(engine_name: str, workdir: Path, edit=None) -> Iterator[Deployment]:
