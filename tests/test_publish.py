@@ -406,3 +406,21 @@ def test_fresh_clone_of_the_deploy_branch_builds_offline(engine, hydrated, make_
     for path, component in paths.items():
         if component:
             assert by_identity(outputs[path]) == by_identity(expected[component]), f"{engine} {path} differs from kfgen build"
+
+
+def test_every_environment_of_the_shipped_spec_builds_from_its_branch(make_project, tmp_path):
+    """The shipped spec as it is (Argo CD, vendored overlays): after `kfgen publish`, every Application of
+    every environment builds from a fresh clone of its own branch, offline."""
+    project = repository(make_project())
+    report = publish(project)
+    environments = [e.name for e in project.plan().environments]
+    assert sorted(e["environment"] for e in report["environments"]) == sorted(environments)
+    for env in environments:
+        clone = tmp_path / f"clone-{env}"
+        subprocess.run(["git", "clone", "-q", "--no-local", "-b", f"deploy/{env}", str(project.root), str(clone)], check=True, env=OFFLINE)
+        assert assert_no_remote_reference(clone) > 0
+        paths = controller_paths(clone, env)
+        assert {c for c in paths.values() if c} == {p.name for p in project.plan().environment(env).components}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            built = dict(zip(paths, pool.map(lambda p, clone=clone: kustomize_build(clone / p), paths), strict=True))
+        assert all(built[path] for path, component in paths.items() if component), f"{env}: a component built to nothing"

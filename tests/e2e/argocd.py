@@ -32,15 +32,13 @@ import os
 import secrets
 import shutil
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from controlplane import _free_ports
-from e2e.cluster import Cluster, ClusterError, ClusterTimeout, tool
+from e2e.cluster import Cluster, ClusterError, ClusterTimeout, http_ok, tool
 
 PROJECT = Path(__file__).resolve().parents[2]
 UPSTREAM = PROJECT.parent / "shared" / "upstream"
@@ -95,14 +93,6 @@ def _redis_ping(port: int) -> bool:
             conn.sendall(b"PING\r\n")
             return conn.recv(64).startswith(b"+PONG")
     except OSError:
-        return False
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
         return False
 
 
@@ -314,7 +304,7 @@ class ArgoCD:
             "--revision-cache-expiration", settings.revision_cache_expiration,
             "--logformat", "text", "--loglevel", settings.log_level,
         ], env)
-        self._wait("argocd-repo-server", lambda: _http_ok(f"http://127.0.0.1:{metrics}/healthz?full=true"))
+        self._wait("argocd-repo-server", lambda: http_ok(f"http://127.0.0.1:{metrics}/healthz?full=true"))
         self.repo_server = f"127.0.0.1:{port}"
 
     def _start_controller(self, bin_dir: Path) -> None:
@@ -337,7 +327,7 @@ class ArgoCD:
             f"--persist-resource-health={str(settings.persist_resource_health).lower()}",
             "--logformat", "text", "--loglevel", settings.log_level,
         ], env)
-        self._wait("argocd-application-controller", lambda: _http_ok(f"http://127.0.0.1:{metrics}/healthz"))
+        self._wait("argocd-application-controller", lambda: http_ok(f"http://127.0.0.1:{metrics}/healthz"))
 
 
 def describe_status(app: dict[str, Any]) -> str:

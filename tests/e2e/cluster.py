@@ -28,6 +28,8 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,3 +394,12 @@ def _reap(popen: subprocess.Popen, grace: float = 10.0) -> int:
     except subprocess.TimeoutExpired:
         _signal(popen, signal.SIGKILL)
         return popen.wait()
+
+
+def http_ok(url: str) -> bool:
+    """Whether url answers 200 now: a controller's health or readiness endpoint."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False

@@ -28,14 +28,12 @@ import datetime
 import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from controlplane import _free_ports
-from e2e.cluster import Cluster, ClusterError, tool
+from e2e.cluster import Cluster, ClusterError, http_ok, tool
 
 PROJECT = Path(__file__).resolve().parents[2]
 UPSTREAM = PROJECT.parent / "shared" / "upstream" / "github.com" / "fluxcd"
@@ -69,14 +67,6 @@ class FluxSettings:
     kustomize_concurrent: int = 4
     log_level: str = "info"
     startup_timeout: float = 60.0
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
 
 
 def crd_files() -> list[Path]:
@@ -247,7 +237,7 @@ class Flux:
                 if "address already in use" in self.cluster.tail(name, 50):
                     return False
                 raise FluxError(f"{name} exited with code {process.returncode} while starting\n{self.cluster.tail(name)}")
-            if _http_ok(f"http://127.0.0.1:{health_port}/readyz"):
+            if http_ok(f"http://127.0.0.1:{health_port}/readyz"):
                 return True
             time.sleep(0.2)
         with contextlib.suppress(Exception):

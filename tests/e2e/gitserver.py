@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 COPY_SIZE = 1 << 16
 
 
@@ -221,3 +223,33 @@ def _copy(source: IO[bytes], sink: IO[bytes], size: int) -> int:
         sink.write(chunk)
         left -= len(chunk)
     return size
+
+
+class WorkingRepo:
+    """A bare repository on a GitServer and a working clone that commits and pushes `main` to it over HTTP."""
+
+    def __init__(self, server: GitServer, name: str, work: Path):
+        server.init_bare(f"{name}.git")
+        self.url = server.url(f"{name}.git")
+        self.work = work
+        self._git("init", "--quiet", "--initial-branch=main")
+        self._git("remote", "add", "origin", self.url)
+
+    def _git(self, *args: str) -> str:
+        identity = ["-c", "user.name=e2e", "-c", "user.email=e2e@example.com"]
+        result = subprocess.run(["git", *identity, *args], cwd=self.work, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise GitServerError(f"git {' '.join(args)} failed: {result.stderr}")
+        return result.stdout.strip()
+
+    def push(self, files: dict[str, list[dict[str, Any]]], message: str) -> str:
+        """Replaces the tree with `files` (path -> objects), commits, pushes main; returns the commit."""
+        self._git("rm", "-r", "--quiet", "--ignore-unmatch", ".")
+        for path, objects in files.items():
+            target = self.work / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
+        self._git("add", "--all")
+        self._git("commit", "--quiet", "-m", message)
+        self._git("push", "--quiet", "origin", "main")
+        return self._git("rev-parse", "HEAD")

@@ -9,18 +9,16 @@ Applications are such): see `project()`.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from e2e.argocd import ArgoCD
 from e2e.cluster import Cluster
-from e2e.gitserver import GitServer
+from e2e.gitserver import GitServer, WorkingRepo
 from kfgen.catalog import load_catalog
 from kfgen.gitops import argocd_cm
 from kfgen.spec import load_platform
@@ -45,36 +43,6 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     root = tmp_path_factory.mktemp("git")
     with GitServer(root) as git, ArgoCD(cluster) as argocd:
         yield Stack(cluster, git, argocd, root)
-
-
-class Repo:
-    """A bare repository on the git server and a working clone that commits and pushes to it over HTTP."""
-
-    def __init__(self, stack: Stack, name: str, work: Path):
-        stack.git.init_bare(f"{name}.git")
-        self.url = stack.git.url(f"{name}.git")
-        self.work = work
-        self._git("init", "--quiet", "--initial-branch=main")
-        self._git("remote", "add", "origin", self.url)
-
-    def _git(self, *args: str) -> str:
-        identity = ["-c", "user.name=e2e", "-c", "user.email=e2e@example.com"]
-        result = subprocess.run(["git", *identity, *args], cwd=self.work, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
-        return result.stdout.strip()
-
-    def push(self, files: dict[str, list[dict[str, Any]]], message: str) -> str:
-        """Replaces the tree with `files` (path -> objects), commits, pushes main; returns the commit."""
-        self._git("rm", "-r", "--quiet", "--ignore-unmatch", ".")
-        for path, objects in files.items():
-            target = self.work / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
-        self._git("add", "--all")
-        self._git("commit", "--quiet", "-m", message)
-        self._git("push", "--quiet", "origin", "main")
-        return self._git("rev-parse", "HEAD")
 
 
 def manifests(namespace: str, *, config_map: bool = True, replicas: int = 2) -> dict[str, list[dict[str, Any]]]:
@@ -150,11 +118,11 @@ def get(cluster: Cluster, *args: str) -> dict[str, Any] | None:
     return json.loads(result.stdout)
 
 
-def deploy(stack: Stack, name: str, tmp_path: Path) -> tuple[Repo, str]:
+def deploy(stack: Stack, name: str, tmp_path: Path) -> tuple[WorkingRepo, str]:
     """Pushes the app of `name` (namespace e2e-<name>) and creates its project and Application; returns
     the repo and the commit Argo CD synced, once Synced and Healthy."""
     namespace = f"e2e-{name}"
-    repo = Repo(stack, name, tmp_path)
+    repo = WorkingRepo(stack.git, name, tmp_path)
     commit = repo.push(manifests(namespace), "the app")
     apply(stack.cluster, project(name, repo.url, [namespace]), application(name, name, repo.url))
     stack.argocd.wait_for_app(name, revision=commit, timeout=TIMEOUT)
@@ -219,7 +187,7 @@ def test_a_project_without_an_empty_namespace_destination_refuses_the_applicatio
     """Argo CD refuses an Application without a destination namespace when the project lists only named
     namespaces, although every object it deploys is in one of them; adding the empty one admits it."""
     namespace = "e2e-strict"
-    repo = Repo(stack, "strict", tmp_path)
+    repo = WorkingRepo(stack.git, "strict", tmp_path)
     commit = repo.push(manifests(namespace), "the app")
     apply(stack.cluster, project("strict", repo.url, [namespace], allow_no_namespace=False), application("strict", "strict", repo.url))
 
@@ -276,7 +244,7 @@ def test_kfgen_health_customizations_run_in_argocd(stack: Stack, tmp_path: Path)
     objects[0] = wave(-2, objects[0])
     objects[:] = [*objects, wave(-1, widget_crd), autoscaler,
                   wave(1, {"apiVersion": "e2e.kfgen.dev/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": namespace}, "spec": {}})]
-    repo = Repo(stack, "health", tmp_path)
+    repo = WorkingRepo(stack.git, "health", tmp_path)
     commit = repo.push(files, "a CRD, an autoscaler without metrics, and a wave after them")
     cluster_kinds = ("Namespace", "apiextensions.k8s.io/CustomResourceDefinition")
     apply(stack.cluster, project("health", repo.url, [namespace], cluster_kinds=cluster_kinds), application("health", "health", repo.url))

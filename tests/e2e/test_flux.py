@@ -6,18 +6,16 @@ and `prune: true` (what leaves git leaves the cluster).
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from e2e.cluster import Cluster
 from e2e.flux import Flux, condition
-from e2e.gitserver import GitServer
+from e2e.gitserver import GitServer, WorkingRepo
 
 pytestmark = pytest.mark.e2e
 
@@ -35,36 +33,6 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with Cluster() as cluster, GitServer(tmp_path_factory.mktemp("git")) as git, Flux(cluster) as flux:
         yield Stack(cluster, git, flux)
-
-
-class Repo:
-    """A bare repository on the git server and a working clone that commits and pushes main over HTTP."""
-
-    def __init__(self, git: GitServer, name: str, work: Path):
-        git.init_bare(f"{name}.git")
-        self.url = git.url(f"{name}.git")
-        self.work = work
-        self._git("init", "--quiet", "--initial-branch=main")
-        self._git("remote", "add", "origin", self.url)
-
-    def _git(self, *args: str) -> str:
-        identity = ["-c", "user.name=e2e", "-c", "user.email=e2e@example.com"]
-        result = subprocess.run(["git", *identity, *args], cwd=self.work, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
-        return result.stdout.strip()
-
-    def push(self, files: dict[str, list[dict[str, Any]]], message: str) -> str:
-        """Replaces the tree with `files` (path -> objects), commits, pushes main; returns the commit."""
-        self._git("rm", "-r", "--quiet", "--ignore-unmatch", ".")
-        for path, objects in files.items():
-            target = self.work / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
-        self._git("add", "--all")
-        self._git("commit", "--quiet", "-m", message)
-        self._git("push", "--quiet", "origin", "main")
-        return self._git("rev-parse", "HEAD")
 
 
 def app(
@@ -129,7 +97,7 @@ def get(cluster: Cluster, *args: str) -> dict[str, Any] | None:
     return json.loads(result.stdout)
 
 
-def publish(stack: Stack, repo: Repo, files: dict[str, list[dict[str, Any]]], message: str) -> str:
+def publish(stack: Stack, repo: WorkingRepo, files: dict[str, list[dict[str, Any]]], message: str) -> str:
     """Pushes, asks source-controller to fetch now, and returns the commit once the GitRepository has it."""
     name = repo.work.name
     commit = repo.push(files, message)
@@ -143,7 +111,7 @@ def test_sync_waits_for_health_and_prunes(stack: Stack, tmp_path: Path) -> None:
     namespace = "e2e-flux"
     work = tmp_path / "demo"
     work.mkdir()
-    repo = Repo(stack.git, "demo", work)
+    repo = WorkingRepo(stack.git, "demo", work)
     commit = repo.push(app(namespace), "the app")
     apply(cluster, *sync_objects("demo", repo.url))
 
@@ -186,7 +154,7 @@ def test_wait_reports_a_deployment_that_never_becomes_ready(stack: Stack, tmp_pa
     namespace = "e2e-flux-unready"
     work = tmp_path / "unready"
     work.mkdir()
-    repo = Repo(stack.git, "unready", work)
+    repo = WorkingRepo(stack.git, "unready", work)
     commit = repo.push(app(namespace, node_selector={"e2e.kfgen.dev/no-such-node": "true"}), "pods that cannot schedule")
     # 30 s is kustomize-controller's floor: a shorter spec.timeout is raised to it.
     apply(cluster, *sync_objects("unready", repo.url, timeout="30s"))
