@@ -31,9 +31,12 @@ run: $(KFGEN) tools
 	$(KFGEN) render
 	$(KFGEN) build --env $(ENV) --out build/$(ENV)
 
+# The end-to-end suite (tests/e2e) runs apart, on two workers: its clusters mostly wait on controllers,
+# so Argo CD's and Flux's scenarios overlap well on two cores.
 test: $(KFGEN) tools controlplane e2e-tools
 	$(VENV)/bin/ruff check generator tests bench
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not e2e"
+	$(VENV)/bin/pytest -q -m e2e -n 2 --dist loadgroup
 
 # Medians and ratios against `kustomize build example` of kubeflow/manifests, into bench/results.json; then
 # publish-to-converged with the real GitOps controllers against upstream's own install (bench/converge.py).

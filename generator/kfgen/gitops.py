@@ -355,7 +355,10 @@ def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCo
     spec: dict[str, Any] = {
         "interval": "10m",
         "retryInterval": "1m",
-        "timeout": "10m",
+        # How long a component's objects may take to become ready. A wait that cannot end (objects a
+        # component removed by an upgrade pruned after another component took them over) then costs this
+        # long before the retry that restores them; Kubeflow's workloads are ready well within it.
+        "timeout": "5m",
         "path": "./" + _sync_path(gitops, env_plan.name, planned.name),
         "prune": gitops.prune,
         "wait": True,

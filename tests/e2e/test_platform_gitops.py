@@ -118,7 +118,12 @@ def bootstrap(deployment: Deployment, recorder: Recorder) -> None:
     deployment.engine.bootstrap(repo)
 
 
-@pytest.fixture(scope="module", params=sorted(ENGINES))
+def _engines(group: str) -> list[Any]:
+    """One parameter per engine; each engine's scenarios share a cluster, so they stay on one xdist worker."""
+    return [pytest.param(name, marks=pytest.mark.xdist_group(f"{group}-{name}")) for name in sorted(ENGINES)]
+
+
+@pytest.fixture(scope="module", params=_engines("platform"))
 def deployment(request, tmp_path_factory) -> Iterator[Deployment]:
     yield from _start(request.param, tmp_path_factory.mktemp(f"e2e-{request.param}"))
 
@@ -399,7 +404,7 @@ def test_rejected_change_stays_in_its_component_and_heals(deployment: Deployment
 # ---- (e) an upgrade from v1.11.0 to 26.03
 
 
-@pytest.fixture(scope="module", params=sorted(ENGINES))
+@pytest.fixture(scope="module", params=_engines("upgrade"))
 def old_release(request, tmp_path_factory) -> Iterator[Deployment]:
     def on_v1_11(spec: dict[str, Any]) -> None:
         spec["kubeflow"]["version"] = "v1.11.0"
