@@ -39,6 +39,12 @@ IGNORE_DIFFERENCES = [
     # store; compared as written, they would be out of sync forever.
     {"group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition",
      "jqPathExpressions": [".spec.conversion.webhook.clientConfig.caBundle", ".spec.preserveUnknownFields"]},
+    # A resourceFieldRef without a divisor (Istio's gateway of v1.11.0) gets the API server's default, which
+    # Argo CD then reports as a difference on every comparison, and self-heal re-applies it in a loop.
+    *({"group": "apps", "kind": kind,
+       "jqPathExpressions": [f".spec.template.spec.{containers}[]?.env[]?.valueFrom.resourceFieldRef.divisor"
+                             for containers in ("initContainers", "containers")]}
+      for kind in ("DaemonSet", "Deployment", "StatefulSet")),
 ]
 
 # Argo CD stopped assessing Application health by default (1.8); waves only wait for children
