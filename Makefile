@@ -31,12 +31,17 @@ run: $(KFGEN) tools
 	$(KFGEN) render
 	$(KFGEN) build --env $(ENV) --out build/$(ENV)
 
-# The end-to-end suite (tests/e2e) runs apart, on two workers: its clusters mostly wait on controllers,
-# so Argo CD's and Flux's scenarios overlap well on two cores.
+# The end-to-end suite (tests/e2e) runs beside the others, on two workers of its own: its clusters mostly
+# wait on their controllers, so Argo CD's and Flux's scenarios and the rest of the suite overlap on two
+# cores. Its report follows the others'; `make test` fails if either failed.
 test: $(KFGEN) tools controlplane e2e-tools
 	$(VENV)/bin/ruff check generator tests bench
-	$(VENV)/bin/pytest -q -m "not e2e"
-	$(VENV)/bin/pytest -q -m e2e -n 2 --dist loadgroup
+	@log=$$(mktemp); \
+	$(VENV)/bin/pytest -q -m e2e -n 2 --dist loadgroup > $$log 2>&1 & e2e=$$!; \
+	unit=0; $(VENV)/bin/pytest -q -m "not e2e" || unit=$$?; \
+	end=0; wait $$e2e || end=$$?; \
+	echo "--- the end-to-end suite (tests/e2e):"; cat $$log; rm -f $$log; \
+	[ $$unit -eq 0 ] && [ $$end -eq 0 ]
 
 # Medians and ratios against `kustomize build example` of kubeflow/manifests, into bench/results.json; then
 # publish-to-converged with the real GitOps controllers against upstream's own install (bench/converge.py).
