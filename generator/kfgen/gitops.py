@@ -240,7 +240,11 @@ def argocd_project(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
 def _sync_policy(gitops: GitOps) -> dict[str, Any]:
     return {
         "automated": {"prune": gitops.prune, "selfHeal": gitops.self_heal},
-        "syncOptions": ["ServerSideApply=true", "RespectIgnoreDifferences=true", "PruneLast=true"],
+        # Server-side apply leaves alone the fields others own (cert-manager's caBundles), so ignoreDifferences
+        # need only shape the comparison. RespectIgnoreDifferences would copy the live values of the ignored
+        # paths into what is applied, by list index: after an upgrade reorders a container's env, that put a
+        # divisor into the wrong variable and the API server refused the Deployment.
+        "syncOptions": ["ServerSideApply=true", "PruneLast=true"],
         # A few quick retries ride out what settles by itself (a CRD and its resources in one sync); a change
         # the cluster keeps refusing then fails at once, so the waves after it stop and `kfgen status` says
         # why, until the next publish. Argo CD does not retry a failed revision on its own.
