@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         # The local backend's Secrets: generated once into .secrets/ (untracked), applied with their components.
         path, logins = generate_local_secrets(project.plan, env_plan, project.root)
         for secret in load_all_plain(path.read_text(encoding="utf-8")):
+            if secret.get("kind") != "Secret":  # its namespaces, for a GitOps bootstrap; here each component brings its own
+                continue
             component = secret["metadata"]["labels"]["app.kubernetes.io/component"]
             secret["metadata"].pop("annotations", None)
             extra.setdefault(component, []).append(secret)
