@@ -31,13 +31,13 @@ run: $(KFGEN) tools
 	$(KFGEN) render
 	$(KFGEN) build --env $(ENV) --out build/$(ENV)
 
-# The end-to-end suite (tests/e2e) runs beside the others, on two workers of its own: its clusters mostly
+# The end-to-end suite (tests/e2e) runs beside the others, in a process of its own: its clusters mostly
 # wait on their controllers, so Argo CD's and Flux's scenarios and the rest of the suite overlap on two
 # cores. Its report follows the others'; `make test` fails if either failed.
 test: $(KFGEN) tools controlplane e2e-tools
 	$(VENV)/bin/ruff check generator tests bench
 	@log=$$(mktemp); \
-	$(VENV)/bin/pytest -q -m e2e -n 2 --dist loadgroup > $$log 2>&1 & e2e=$$!; \
+	$(VENV)/bin/pytest -q -m e2e > $$log 2>&1 & e2e=$$!; \
 	unit=0; $(VENV)/bin/pytest -q -m "not e2e" || unit=$$?; \
 	end=0; wait $$e2e || end=$$?; \
 	echo "--- the end-to-end suite (tests/e2e):"; cat $$log; rm -f $$log; \
