@@ -403,3 +403,18 @@ def http_ok(url: str) -> bool:
             return response.status == 200
     except (OSError, urllib.error.URLError):
         return False
+
+
+def apply_objects(cluster: Cluster, *objects: dict[str, Any]) -> None:
+    """kubectl apply of objects given as dicts."""
+    cluster.kubectl("apply", "-f", "-", input="\n".join(json.dumps(o) for o in objects))
+
+
+def get_object(cluster: Cluster, *args: str) -> dict[str, Any] | None:
+    """kubectl get -o json of what args name; None when it is not found."""
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    if result.returncode != 0:
+        if "NotFound" in result.stderr:
+            return None
+        raise ClusterError(result.stderr)
+    return json.loads(result.stdout)

@@ -18,6 +18,8 @@ import pytest
 
 from e2e.argocd import ArgoCD
 from e2e.cluster import Cluster
+from e2e.cluster import apply_objects as apply
+from e2e.cluster import get_object as get
 from e2e.gitserver import GitServer, WorkingRepo
 from kfgen.catalog import load_catalog
 from kfgen.gitops import argocd_cm
@@ -103,19 +105,6 @@ def application(name: str, project_name: str, repo_url: str) -> dict[str, Any]:
             "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["ServerSideApply=true"]},
         },
     }
-
-
-def apply(cluster: Cluster, *objects: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-f", "-", input="\n".join(json.dumps(o) for o in objects))
-
-
-def get(cluster: Cluster, *args: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", *args, "-o", "json", check=False)
-    if result.returncode != 0:
-        if "NotFound" in result.stderr:
-            return None
-        raise AssertionError(result.stderr)
-    return json.loads(result.stdout)
 
 
 def deploy(stack: Stack, name: str, tmp_path: Path) -> tuple[WorkingRepo, str]:

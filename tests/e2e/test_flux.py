@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from e2e.cluster import Cluster
+from e2e.cluster import apply_objects as apply
+from e2e.cluster import get_object as get
 from e2e.flux import Flux, condition
 from e2e.gitserver import GitServer, WorkingRepo
 
@@ -82,19 +84,6 @@ def sync_objects(name: str, url: str, *, timeout: str = "60s") -> list[dict[str,
             },
         },
     ]
-
-
-def apply(cluster: Cluster, *objects: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-f", "-", input="\n".join(json.dumps(o) for o in objects))
-
-
-def get(cluster: Cluster, *args: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", *args, "-o", "json", check=False)
-    if result.returncode != 0:
-        if "NotFound" in result.stderr:
-            return None
-        raise AssertionError(result.stderr)
-    return json.loads(result.stdout)
 
 
 def publish(stack: Stack, repo: WorkingRepo, files: dict[str, list[dict[str, Any]]], message: str) -> str:
