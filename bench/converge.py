@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,9 @@ from e2e.platform import ENGINES, ENV, PlatformRepo  # noqa: E402
 from kfgen.refs import RemoteDir  # noqa: E402
 from kfgen.sources import SourceCache, vendor  # noqa: E402
 
+UPSTREAM = PROJECT.parent / "shared" / "upstream"
+# The platform repositories live in a scratch folder with no ../shared beside them: point them at the cache.
+os.environ.setdefault("KFGEN_SOURCE_CACHE", str(UPSTREAM))
 EXAMPLE = RemoteDir("github.com", "kubeflow", "manifests", "26.03", "example")
 TIMEOUT = 1200.0
 
@@ -94,8 +98,7 @@ def ours(engine_name: str, hydrated: bool, workdir: Path) -> dict[str, float]:
 
 def baseline(workdir: Path, kustomize: str) -> float:
     """kubeflow/manifests' own install of example/, on a fresh cluster, until every Deployment is Available."""
-    cache_dirs = [PROJECT.parent / "shared" / "upstream"]
-    vendor([EXAMPLE], SourceCache(cache_dirs), workdir / "upstream" / "vendor")
+    vendor([EXAMPLE], SourceCache([UPSTREAM]), workdir / "upstream" / "vendor")
     example = workdir / "upstream" / "vendor" / EXAMPLE.relpath
     manifests = subprocess.run([kustomize, "build", str(example)], capture_output=True, text=True, check=True).stdout
     with Cluster() as cluster:
