@@ -11,14 +11,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import objects as objects_module
 from ..apply import ApplyReport, Cluster, apply_environment, rejections
 from ..apply import summary as apply_summary
 from ..build import cached_json_lines, find_yaml2json
 from ..buildcache import BuildCache, digest_text
 from ..credentials import prerequisite_files
 from ..gitops import gitops_documents
-from ..objects import EnvironmentReport, Finding, Violation, check_environment
+from ..objects import EnvironmentReport, Finding, Violation, check_environment, code_digest
 from ..output import drift
 from ..plan import EnvironmentPlan, Plan
 from ..policies import PolicyException, PolicyReport, load_suite, unused_exceptions
@@ -73,7 +72,7 @@ def _verdict_key(project, env_plan: EnvironmentPlan, build, gitops: list[dict[st
     if not all(c.key for c in build.components):
         return None
     graph = {p.name: list(p.component.depends_on) for p in env_plan.components}
-    return digest_text("check", Path(objects_module.__file__).read_text(encoding="utf-8"), project.platform.kubernetes_version,
+    return digest_text("check", code_digest().hex(), project.platform.kubernetes_version,
                        json.dumps([c.key for c in build.components]), json.dumps(graph, sort_keys=True),
                        json.dumps(gitops, sort_keys=True), *(hashlib.sha256(p.read_bytes()).hexdigest() for p in crd_files))
 
