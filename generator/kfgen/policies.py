@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .buildcache import BuildCache, digest_files, digest_text
 from .errors import InputError, PolicyError, Problem
+from .objectkey import ObjectKey
 from .spec import Environment
 from .tools import find_tool, go_tool_environment, tool_identity
 from .yamlio import load_file
@@ -65,7 +66,9 @@ class PolicyException:
 
     @property
     def object(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        """The excepted object as the policies name it (lib.rego's describe): by kind, namespace and name, so an
+        exception holds for the kind in any API group."""
+        return ObjectKey("", self.kind, self.namespace, self.name).kind_and_name
 
 
 @dataclass(frozen=True, order=True)

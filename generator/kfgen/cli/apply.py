@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for rejection in report.rejections:
             print(f"rejected: {rejection.format()}")
-        for ref, action in sorted(report.actions.items()):
-            if action == "pruned":
-                print(f"pruned: {report.components[ref]}: {ref.describe()}")
+        for ref, component in report.pruned():
+            print(f"pruned: {component}: {ref.kind_and_name}")
         print(f"apply {summary(report)}")
     return 1 if report.rejections else 0
