@@ -24,8 +24,8 @@ from kfgen.objects import CLUSTER_SCOPED_BUILTINS, check_environment
 from kfgen.plan import make_plan
 from kfgen.refs import RemoteDir, parse_remote
 from kfgen.render import render
+from kfgen.resolve import resolve
 from kfgen.sources import SourceCache
-from kfgen.spec import resolve
 from kfgen.yamlio import load_all_plain, parse
 
 CATALOG = load_catalog(PROJECT / "components")

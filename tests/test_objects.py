@@ -19,8 +19,8 @@ from kfgen.cli.check_full import controller_crds, gitops_objects
 from kfgen.errors import InputError
 from kfgen.objects import CrdIndex, Finding, Validator, Violation, check_environment, check_objects, kubernetes_schemas
 from kfgen.plan import Plan, make_plan
+from kfgen.resolve import resolve
 from kfgen.sources import SourceCache
-from kfgen.spec import resolve
 from kfgen.yamlio import parse
 
 RELEASES = ("26.03", "v1.11.0")

@@ -16,8 +16,8 @@ from ruamel.yaml import YAML
 from ..catalog import load_catalog
 from ..diff import compare, format_json, format_markdown, format_text
 from ..errors import InputError
+from ..resolve import resolve
 from ..revisions import snapshot, working_copy
-from ..spec import resolve
 from ..yamlio import parse
 from .common import add_build_arguments, add_source_arguments, build_cache, progress_printer, source_cache
 from .diff import report_format
