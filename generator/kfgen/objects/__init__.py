@@ -4,11 +4,13 @@
 - compiled.py: the closures both schema compilers build, and how their errors are worded;
 - builtin.py: built-in kinds, from the strict schemas kubernetes-validate ships per Kubernetes version;
 - crds.py: custom resources, from the openAPIV3Schema of the CRD version that defines them;
-- checks.py: the checks of one environment, and the Validator that picks an object's schema.
+- checks.py: the checks of one environment, and the Validator that picks an object's schema;
+- controllers.py: the objects under gitops/<env>/ and the CRDs of the controllers that read them;
+- verdicts.py: the checks as `kfgen check` runs them, with reports and verdicts kept in the build cache.
 """
 
 from .builtin import CLUSTER_SCOPED_BUILTINS, kubernetes_schemas
-from .checks import GITOPS_COMPONENT, Validator, check_environment, check_objects, clear_caches, code_digest
+from .checks import GITOPS_COMPONENT, Validator, check_environment, check_objects, clear_caches
 from .crds import CrdIndex
 from .findings import EnvironmentReport, Finding, Violation
 
@@ -23,6 +25,5 @@ __all__ = [
     "check_environment",
     "check_objects",
     "clear_caches",
-    "code_digest",
     "kubernetes_schemas",
 ]
