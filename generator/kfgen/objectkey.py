@@ -2,9 +2,9 @@
 
 The API server knows an object by these four. The version in its apiVersion is only how the object
 is written: two manifests that differ in version alone are the same object, which a diff shows as a
-changed apiVersion field, a check as a duplicate, and an apply neither prunes nor applies twice. A key
-still carries the version, because requests to the API server name it, but equality, hashing and
-order ignore it. Cluster-scoped objects have the empty namespace.
+changed apiVersion field, the checks report as a duplicate, and apply does not prune when a manifest
+moves to another version. A key still carries the version, because requests to the API server name
+it, but equality, hashing and order ignore it. Cluster-scoped objects have the empty namespace.
 """
 
 from __future__ import annotations

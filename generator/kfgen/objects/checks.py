@@ -206,7 +206,7 @@ def check_environment(
             key = ObjectKey.from_manifest(obj)
             group, kind = key.group, key.kind
             if key.namespace and cluster_scoped(group, kind):
-                key = ObjectKey(group, kind, "", key.name, key.version)  # a namespace there is ignored by the API server
+                key = ObjectKey(group, kind, "", key.name, key.version)  # the API server ignores a cluster-scoped object's namespace
             if key in seen:
                 finding(component, obj, "metadata.name", f"duplicate object: {kind}.{group or 'core'} {key.location} "
                                                          f"is also built by component {seen[key]}", "duplicate")
