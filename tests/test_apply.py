@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import TempProject, shipped_spec
-from kfgen.apply import Cluster, ObjectRef, apply_environment, read_inventory
+from kfgen.apply import Cluster, apply_environment, read_inventory
+from kfgen.objectkey import ObjectKey
 
 # A leaf component (nothing depends on it), so the spec stays valid without it.
 REMOVED = "tensorboards-web-app"
@@ -52,10 +53,10 @@ def test_apply_then_apply_again_changes_nothing(project, control_plane):
     assert second["counts"]["unchanged"] == first["counts"]["created"] + first["counts"]["configured"] + first["counts"]["unchanged"]
     # What was applied is labelled with its environment and component.
     cluster = Cluster(control_plane.kubeconfig)
-    deployment = cluster.get(ObjectRef("apps/v1", "Deployment", "kubeflow", "tensorboards-web-app-deployment"))
+    deployment = cluster.get(ObjectKey.from_api_version("apps/v1", "Deployment", "kubeflow", "tensorboards-web-app-deployment"))
     assert deployment["metadata"]["labels"]["kfgen.dev/component"] == REMOVED
     assert deployment["metadata"]["labels"]["kfgen.dev/environment"] == "local"
-    secret = cluster.get(ObjectRef("v1", "Secret", "kubeflow", "katib-mysql-secrets"))  # the local backend's, applied with katib
+    secret = cluster.get(ObjectKey.from_api_version("v1", "Secret", "kubeflow", "katib-mysql-secrets"))  # the local backend's, applied with katib
     assert secret is not None and secret["metadata"]["labels"]["kfgen.dev/component"] == "katib"
 
 

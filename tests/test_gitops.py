@@ -17,15 +17,15 @@ import yaml
 from conftest import PROJECT, run_kfgen, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.build import EnvironmentBuild, build_tree
 from kfgen.catalog import load_catalog
-from kfgen.cli.check_full import controller_crds, gitops_objects
 from kfgen.gitops import APPLICATION_HEALTH, CRD_HEALTH, HPA_HEALTH
 from kfgen.kustomize import find_kustomize
 from kfgen.objects import CLUSTER_SCOPED_BUILTINS, check_environment
+from kfgen.objects.controllers import controller_crds, gitops_objects
 from kfgen.plan import make_plan
 from kfgen.refs import RemoteDir, parse_remote
 from kfgen.render import render
+from kfgen.resolve import resolve
 from kfgen.sources import SourceCache
-from kfgen.spec import resolve
 from kfgen.yamlio import load_all_plain, parse
 
 CATALOG = load_catalog(PROJECT / "components")

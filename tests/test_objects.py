@@ -15,12 +15,12 @@ from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 from conftest import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.build import EnvironmentBuild
 from kfgen.catalog import load_catalog
-from kfgen.cli.check_full import controller_crds, gitops_objects
 from kfgen.errors import InputError
 from kfgen.objects import CrdIndex, Finding, Validator, Violation, check_environment, check_objects, kubernetes_schemas
+from kfgen.objects.controllers import controller_crds, gitops_objects
 from kfgen.plan import Plan, make_plan
+from kfgen.resolve import resolve
 from kfgen.sources import SourceCache
-from kfgen.spec import resolve
 from kfgen.yamlio import parse
 
 RELEASES = ("26.03", "v1.11.0")
@@ -484,20 +484,18 @@ def test_cli_check_bad_input_exits_2(make_project):
 def test_objects_built_alike_are_validated_once_per_check(built, monkeypatch):
     """Within one check, a verdict found in one environment stands for the same object (under the same
     schemas) in the next: checking an environment built alike validates nothing again."""
-    from kfgen.cli import check_full
-    from kfgen.cli.common import Project
+    from kfgen.objects.verdicts import SharedVerdicts, checked_environment
 
     local = built("26.03", "local")
     temp = built.projects[("26.03", False)]
     plan = temp.plan()
-    project = Project(temp.root, plan.catalog, plan.platform, plan)
     calls = []
     validate = Validator.validate
     monkeypatch.setattr(Validator, "validate", lambda self, obj: calls.append(obj) or validate(self, obj))
     cache = SourceCache(source_cache_dirs())
-    shared = check_full._Shared()
-    first = check_full._checked(project, plan.environment("local"), local, cache, None, shared)
+    shared = SharedVerdicts()
+    first = checked_environment(plan, temp.root, plan.environment("local"), local, cache, None, shared)
     validated = len(calls)
     assert validated > 500 and len(shared.verdicts) >= validated - 50
-    again = check_full._checked(project, plan.environment("local"), local, cache, None, shared)
+    again = checked_environment(plan, temp.root, plan.environment("local"), local, cache, None, shared)
     assert len(calls) == validated and again.findings == first.findings

@@ -10,7 +10,7 @@ from conftest import PROJECT, shipped_spec
 from kfgen.catalog import load_catalog
 from kfgen.plan import make_plan
 from kfgen.render import render
-from kfgen.spec import deep_merge, resolve
+from kfgen.resolve import deep_merge, resolve
 from kfgen.yamlio import parse
 
 CATALOG = load_catalog(PROJECT / "components")

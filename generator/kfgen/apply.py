@@ -29,6 +29,7 @@ from typing import Any
 
 from .build import EnvironmentBuild
 from .errors import BuildError, InputError
+from .objectkey import ObjectKey
 
 FIELD_MANAGER = "kfgen"
 LABEL_ENVIRONMENT = "kfgen.dev/environment"
@@ -45,43 +46,27 @@ _WEBHOOK_POSITION = len(KIND_ORDER) + 1
 APPLY_WORKERS = 8
 
 
-@dataclass(frozen=True, order=True)
-class ObjectRef:
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> ObjectRef:
-        metadata = obj.get("metadata") or {}
-        return cls(obj["apiVersion"], obj["kind"], metadata.get("namespace") or "", metadata["name"])
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
-
-
 @dataclass(frozen=True)
 class Rejection:
     """An object the API server refused, with its reason."""
 
     environment: str
     component: str
-    ref: ObjectRef
+    ref: ObjectKey
     message: str
 
     def format(self) -> str:
-        return f"{self.environment}/{self.component}: {self.ref.describe()} ({self.ref.api_version}): {self.message}"
+        return f"{self.environment}/{self.component}: {self.ref.kind_and_name} ({self.ref.api_version}): {self.message}"
 
 
 @dataclass
 class ApplyReport:
     environment: str
     dry_run: bool
-    actions: dict[ObjectRef, str] = field(default_factory=dict)  # created, configured, unchanged, pruned, checked
-    components: dict[ObjectRef, str] = field(default_factory=dict)
+    actions: dict[ObjectKey, str] = field(default_factory=dict)  # created, configured, unchanged, pruned, checked
+    components: dict[ObjectKey, str] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
-    skipped: list[ObjectRef] = field(default_factory=list)  # webhook configurations left out
+    skipped: list[ObjectKey] = field(default_factory=list)  # webhook configurations left out
 
     def count(self, action: str) -> int:
         return sum(1 for a in self.actions.values() if a == action)
@@ -89,6 +74,16 @@ class ApplyReport:
     @property
     def changes(self) -> int:
         return sum(1 for a in self.actions.values() if a in ("created", "configured", "pruned"))
+
+    def pruned(self) -> list[tuple[ObjectKey, str]]:
+        """The objects pruned and the components they belonged to, by apiVersion, kind, namespace and name."""
+        return sorted(((key, self.components[key]) for key, action in self.actions.items() if action == "pruned"),
+                      key=lambda pair: by_api_version(pair[0]))
+
+
+def by_api_version(key: ObjectKey) -> tuple[str, str, str, str]:
+    """The order apply lists and prunes objects in."""
+    return key.api_version, key.kind, key.namespace, key.name
 
 
 Progress = Callable[[str, int, int, float], None]
@@ -102,17 +97,17 @@ class Cluster:
         from kubernetes.client import exceptions
 
         try:
-            api_client = config.new_client_from_config(config_file=kubeconfig)
+            api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         except (config.ConfigException, OSError) as err:
             raise InputError(f"cannot use kubeconfig {kubeconfig or '(default)'}: {err}") from None
         self._exceptions = exceptions
         try:
-            self.client = dynamic.DynamicClient(api_client)
+            self.client = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
         except Exception as err:  # the first request: connection refused, bad certificate, unauthorized
             raise BuildError(f"cannot reach the API server of kubeconfig {kubeconfig or '(default)'}: {err}") from None
         self.timeout = timeout
 
-    def resource(self, api_version: str, kind: str):
+    def resource(self, api_version: str, kind: str) -> Any:
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
         try:
@@ -121,7 +116,7 @@ class Cluster:
             self.client.resources.invalidate_cache()  # a CRD applied since the last discovery
             return self.client.resources.get(api_version=api_version, kind=kind)
 
-    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+    def get(self, ref: ObjectKey) -> dict[str, Any] | None:
         from kubernetes.dynamic.exceptions import NotFoundError
 
         resource = self.resource(ref.api_version, ref.kind)
@@ -131,15 +126,15 @@ class Cluster:
             return None
 
     def apply(self, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-        ref = ObjectRef.of(obj)
+        ref = ObjectKey.from_manifest(obj)
         resource = self.resource(ref.api_version, ref.kind)
         options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": True}
         if dry_run:
             options["dry_run"] = "All"
-        return _json(self.client.server_side_apply(resource, body=obj, name=ref.name, namespace=ref.namespace or None,
+        return _json(self.client.server_side_apply(resource, body=obj, name=ref.name, namespace=ref.namespace or None,  # type: ignore[no-untyped-call]
                                                    serialize=False, **options))
 
-    def delete(self, ref: ObjectRef) -> None:
+    def delete(self, ref: ObjectKey) -> None:
         from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
         with contextlib.suppress(NotFoundError, ResourceNotFoundError):  # already gone, or its CRD went first
@@ -159,13 +154,13 @@ class Cluster:
                 time.sleep(0.2)
 
     def _established(self, crd_name: str) -> bool:
-        crd = self.get(ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd_name)) or {}
+        crd = self.get(ObjectKey.from_api_version("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", crd_name)) or {}
         conditions = {c.get("type"): c.get("status") for c in (crd.get("status") or {}).get("conditions") or []}
         return conditions.get("Established") == "True"
 
     def wait_endpoints(self, namespace: str, service: str) -> None:
         deadline = time.monotonic() + self.timeout
-        ref = ObjectRef("v1", "Endpoints", namespace, service)
+        ref = ObjectKey.from_api_version("v1", "Endpoints", namespace, service)
         while True:
             endpoints = self.get(ref) or {}
             if any(subset.get("addresses") for subset in endpoints.get("subsets") or []):
@@ -191,18 +186,19 @@ class Cluster:
 def _json(response: Any) -> dict[str, Any]:
     """The body of a raw response. The client's own wrapping of every nested field costs more than the
     request itself on large objects such as CRDs."""
-    return json.loads(response.data)
+    body: dict[str, Any] = json.loads(response.data)
+    return body
 
 
 def _order(obj: dict[str, Any]) -> tuple[int, str, str, str]:
     kind = obj.get("kind", "")
     position = _WEBHOOK_POSITION if kind in WEBHOOK_KINDS else KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
-    ref = ObjectRef.of(obj)
+    ref = ObjectKey.from_manifest(obj)
     return position, kind, ref.namespace, ref.name
 
 
 def _labelled(obj: dict[str, Any], environment: str, component: str) -> dict[str, Any]:
-    labelled = json.loads(json.dumps(obj))
+    labelled: dict[str, Any] = json.loads(json.dumps(obj))
     labels = labelled.setdefault("metadata", {}).setdefault("labels", {}) or {}
     labels.update({LABEL_ENVIRONMENT: environment, LABEL_COMPONENT: component, LABEL_MANAGED_BY: FIELD_MANAGER})
     labelled["metadata"]["labels"] = labels
@@ -215,18 +211,18 @@ def _webhook_services(obj: dict[str, Any]) -> set[tuple[str, str]]:
             for w in obj.get("webhooks") or [] if (w.get("clientConfig") or {}).get("service")}
 
 
-def _inventory_ref(environment: str) -> ObjectRef:
-    return ObjectRef("v1", "ConfigMap", INVENTORY_NAMESPACE, f"kfgen-inventory-{environment}")
+def _inventory_ref(environment: str) -> ObjectKey:
+    return ObjectKey.from_api_version("v1", "ConfigMap", INVENTORY_NAMESPACE, f"kfgen-inventory-{environment}")
 
 
-def read_inventory(cluster: Cluster, environment: str) -> dict[ObjectRef, str]:
+def read_inventory(cluster: Cluster, environment: str) -> dict[ObjectKey, str]:
     """What the last apply of the environment left in the cluster: object -> component."""
     stored = cluster.get(_inventory_ref(environment))
     entries = json.loads(((stored or {}).get("data") or {}).get("objects", "[]"))
-    return {ObjectRef(*entry[1:]): entry[0] for entry in entries}
+    return {ObjectKey.from_api_version(*entry[1:]): entry[0] for entry in entries}
 
 
-def _write_inventory(cluster: Cluster, environment: str, objects: dict[ObjectRef, str]) -> None:
+def _write_inventory(cluster: Cluster, environment: str, objects: dict[ObjectKey, str]) -> None:
     ref = _inventory_ref(environment)
     entries = sorted([component, r.api_version, r.kind, r.namespace, r.name] for r, component in objects.items())
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
@@ -257,7 +253,7 @@ def apply_environment(
     # establishes them side by side instead of one component after another.
     crds = [(name, o) for name, objects in ordered for o in objects if o["kind"] == "CustomResourceDefinition"]
     rejected = _apply_stage(cluster, report, crds, dry_run)
-    cluster.wait_established([ref.name for ref in map(ObjectRef.of, (o for _, o in crds)) if ref in report.actions])
+    cluster.wait_established([ref.name for ref in map(ObjectKey.from_manifest, (o for _, o in crds)) if ref in report.actions])
     for index, (name, objects) in enumerate(ordered, start=1):
         if rejected and not dry_run:
             break
@@ -266,16 +262,23 @@ def apply_environment(
         if progress:
             progress(name, index, len(ordered), time.perf_counter() - started)
     if rejected and not dry_run:
-        _write_inventory(cluster, environment, {**previous, **report.components})  # nothing applied is forgotten
+        _write_inventory(cluster, environment, _remembered(previous, report.components))  # nothing applied is forgotten
         return report
     if not dry_run:
         current = dict(report.components)
         if prune:
             _prune(cluster, report, {ref: c for ref, c in previous.items() if ref not in current})
         else:
-            current.update({ref: c for ref, c in previous.items() if ref not in current})
+            current = _remembered(previous, current)
         _write_inventory(cluster, environment, current)
     return report
+
+
+def _remembered(previous: dict[ObjectKey, str], applied: dict[ObjectKey, str]) -> dict[ObjectKey, str]:
+    """The inventory after an apply: what was applied now and, besides, what the previous inventory holds. An object
+    applied in another version than recorded is recorded in the new one (keys ignore the version: a plain merge
+    would keep the old key)."""
+    return {**{ref: c for ref, c in previous.items() if ref not in applied}, **applied}
 
 
 def _apply_component(cluster: Cluster, report: ApplyReport, component: str, objects: list[dict[str, Any]],
@@ -287,7 +290,7 @@ def _apply_component(cluster: Cluster, report: ApplyReport, component: str, obje
         stage = list(group)
         if position == _WEBHOOK_POSITION and not dry_run:
             if not wait_workloads:
-                report.skipped.extend(ObjectRef.of(o) for o in stage)  # nothing runs to answer them; registering would block admission
+                report.skipped.extend(ObjectKey.from_manifest(o) for o in stage)  # nothing runs to answer them; registering would block admission
                 continue
             for namespace, service in sorted(set().union(*(_webhook_services(o) for o in stage))):
                 cluster.wait_endpoints(namespace, service)
@@ -308,7 +311,7 @@ def _apply_stage(cluster: Cluster, report: ApplyReport, stage: list[tuple[str, d
             report.rejections.append(rejection)
             rejected = True
             continue
-        ref = ObjectRef.of(obj)
+        ref = ObjectKey.from_manifest(obj)
         report.actions[ref] = action
         report.components[ref] = component
     return rejected
@@ -317,7 +320,7 @@ def _apply_stage(cluster: Cluster, report: ApplyReport, stage: list[tuple[str, d
 def _apply_one(cluster: Cluster, environment: str, component: str, obj: dict[str, Any],
                dry_run: bool) -> tuple[str, Rejection | None]:
     """Apply (or dry-run) one object: its action (created, configured, unchanged, checked) or its rejection."""
-    ref = ObjectRef.of(obj)
+    ref = ObjectKey.from_manifest(obj)
     real = not dry_run or obj["kind"] in ("CustomResourceDefinition", "Namespace")
     try:
         before = cluster.get(ref) if real else None
@@ -343,12 +346,12 @@ def _content(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": metadata}
 
 
-def _prune(cluster: Cluster, report: ApplyReport, gone: dict[ObjectRef, str]) -> None:
+def _prune(cluster: Cluster, report: ApplyReport, gone: dict[ObjectKey, str]) -> None:
     """Delete what left the spec: dependants first, CRDs and Namespaces last."""
-    def last(ref: ObjectRef) -> int:
+    def last(ref: ObjectKey) -> int:
         return 2 if ref.kind == "Namespace" else 1 if ref.kind == "CustomResourceDefinition" else 0
 
-    for ref in sorted(gone, key=lambda r: (last(r), r)):
+    for ref in sorted(gone, key=lambda r: (last(r), by_api_version(r))):
         cluster.delete(ref)
         report.actions[ref] = "pruned"
         report.components[ref] = gone[ref]

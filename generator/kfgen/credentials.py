@@ -268,3 +268,33 @@ def verify_sops_folder(plan: Plan, env_plan: EnvironmentPlan, root: Path) -> lis
             elif fixed_value(key, environment) is None and not _ENCRYPTED.match(str(values[key.name])):
                 problems.append(f"{where}: Secret {secret.name} key {key.name} is in plain text; encrypt it with sops")
     return problems
+
+
+def value_source(secret: RequiredSecret, key: SecretKey, environment: Environment, root: Path) -> str:
+    """Where the value of one key of a Secret the environment needs comes from, in words (`kfgen secrets`)."""
+    backend = environment.secrets
+    fixed = fixed_value(key, environment)
+    if fixed is not None:
+        return f"fixed value {fixed!r}"
+    if backend.backend == "externalSecret" and backend.store is not None:
+        remote_key, remote_property = remote_reference(key.credential, backend.key_prefix)
+        return f"{backend.store.kind}/{backend.store.name}: key {remote_key}, property {remote_property}"
+    if backend.backend == "local":
+        return f"random, in {local_secrets_file(root, environment.name).relative_to(root)}"
+    if backend.backend == "sops":
+        return f"encrypted, in {backend.path}/{secret.component}/"
+    return "create it before applying"
+
+
+def local_secrets_by_component(plan: Plan, env_plan: EnvironmentPlan, root: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The local backend's Secrets, generated once into .secrets/ (untracked), by the component they are applied with,
+    and the static users' logins."""
+    path, logins = generate_local_secrets(plan, env_plan, root)
+    by_component: dict[str, list[dict[str, Any]]] = {}
+    for secret in load_all_plain(path.read_text(encoding="utf-8")):
+        if secret.get("kind") != "Secret":  # its namespaces, for a GitOps bootstrap; here each component brings its own
+            continue
+        component = secret["metadata"]["labels"]["app.kubernetes.io/component"]
+        secret["metadata"].pop("annotations", None)  # which credential each key holds: for reading the file back, not for the cluster
+        by_component.setdefault(component, []).append(secret)
+    return by_component, logins

@@ -10,23 +10,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .objectkey import ObjectKey
+
 MARKDOWN_LIMIT = 65_000
 
 Snapshot = dict[str, dict[str, list[dict[str, Any]]]]
-ObjectId = tuple[str, str, str, str]  # group, kind, namespace, name
-
-
-def object_id(obj: dict[str, Any]) -> ObjectId:
-    api = obj.get("apiVersion", "")
-    group = api.split("/")[0] if "/" in api else ""
-    meta = obj.get("metadata") or {}
-    return (group, obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
-
-
-def describe(oid: ObjectId) -> str:
-    group, kind, namespace, name = oid
-    kind = f"{kind}.{group}" if group else kind
-    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 @dataclass(frozen=True)
@@ -101,15 +89,16 @@ def compare(before: Snapshot, after: Snapshot) -> DiffReport:
     for env in sorted(set(before) | set(after)):
         old_env, new_env = before.get(env, {}), after.get(env, {})
         for component in sorted(set(old_env) | set(new_env)):
-            old = {object_id(o): o for o in old_env.get(component, [])}
-            new = {object_id(o): o for o in new_env.get(component, [])}
+            # Keyed by group, not apiVersion: a new version of the same object is a changed field, not a removal and an addition.
+            old = {ObjectKey.from_manifest(o): o for o in old_env.get(component, [])}
+            new = {ObjectKey.from_manifest(o): o for o in new_env.get(component, [])}
             diff = ComponentDiff(env, component)
-            diff.added = [describe(i) for i in sorted(set(new) - set(old))]
-            diff.removed = [describe(i) for i in sorted(set(old) - set(new))]
-            for oid in sorted(set(old) & set(new)):
-                changes = field_changes(old[oid], new[oid])
+            diff.added = [str(key) for key in sorted(set(new) - set(old))]
+            diff.removed = [str(key) for key in sorted(set(old) - set(new))]
+            for key in sorted(set(old) & set(new)):
+                changes = field_changes(old[key], new[key])
                 if changes:
-                    diff.changed.append(ObjectChange(describe(oid), changes))
+                    diff.changed.append(ObjectChange(str(key), changes))
             if not diff.empty:
                 diffs.append(diff)
     return DiffReport(diffs)

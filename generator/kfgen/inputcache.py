@@ -6,7 +6,7 @@ as one cache entry, keyed on everything that can change what loading returns:
 
 - the catalog: the name, kind and bytes of every file and folder below components/, the kfgen
   modules that load and validate it, the schema files, the installed libraries and Python;
-- the spec: its bytes and the name it is reported under, the catalog's key, and spec.py.
+- the spec: its bytes and the name it is reported under, the catalog's key, spec.py and resolve.py.
 
 An entry is written only for a catalog and spec that loaded without error, once the command has
 also made its plan from them: an invalid input is never stored, so it is reported again on every
@@ -39,7 +39,7 @@ _KFGEN = Path(__file__).resolve().parent
 # The modules whose code decides what load_catalog returns (tests/test_inputcache.py checks that
 # they are all the kfgen modules it imports), and this one, which decides how it is stored.
 CATALOG_CODE = ("catalog.py", "errors.py", "inputcache.py", "refs.py", "schemas.py", "yamlio.py")
-SPEC_CODE = ("spec.py",)  # with the catalog's, through the catalog's key
+SPEC_CODE = ("spec.py", "resolve.py")  # with the catalog's, through the catalog's key
 
 
 @cache

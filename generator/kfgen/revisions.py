@@ -11,13 +11,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from .build import Builder, build_environment, build_tree
 from .buildcache import BuildCache
 from .catalog import load_catalog
-from .diff import Snapshot
+from .diff import DiffReport, Snapshot, compare
 from .errors import InputError
 from .output import write_tree
 from .plan import make_plan
@@ -26,6 +26,7 @@ from .sources import LOCK_FILE, SourceCache, vendor, write_lock
 from .spec import load_platform
 
 INPUTS = ("platform.yaml", "components")
+Progress = Callable[[str, int, int, float], None]
 
 
 @contextmanager
@@ -62,7 +63,7 @@ def git_revision(project_root: Path, ref: str) -> Iterator[Path]:
 
 
 def snapshot(tree: Path, project_root: Path, label: str, cache: SourceCache, jobs: int | None = None,
-             progress: Callable[[str, int, int, float], None] | None = None, build_cache: BuildCache | None = None) -> Snapshot:
+             progress: Progress | None = None, build_cache: BuildCache | None = None) -> Snapshot:
     """Render, vendor and build every environment of the project at tree (a scratch copy)."""
     if not (tree / "platform.yaml").is_file():
         raise InputError(f"{label} has no platform.yaml")
@@ -78,3 +79,23 @@ def snapshot(tree: Path, project_root: Path, label: str, cache: SourceCache, job
             built = build_environment(project_root, env_plan, jobs, progress, build_root, builder=builder)
             result[env_plan.name] = {c.name: c.objects for c in built.components}
     return result
+
+
+def snapshot_working_tree(project_root: Path, label: str, cache: SourceCache, jobs: int | None = None,
+                          progress: Progress | None = None, build_cache: BuildCache | None = None) -> Snapshot:
+    """A snapshot of the working tree's spec and catalog as they are now."""
+    with working_copy(project_root) as tree:
+        return snapshot(tree, project_root, label, cache, jobs, progress, build_cache)
+
+
+def compare_revisions(project_root: Path, base: str, head: str | None, cache: SourceCache, jobs: int | None = None,
+                      progress_for: Callable[[str], Progress | None] = lambda label: None,
+                      build_cache: BuildCache | None = None) -> DiffReport:
+    """What changes from git revision base to revision head (None: the working tree); progress_for gives the
+    progress callback of each build by its label."""
+    with ExitStack() as stack:
+        base_tree = stack.enter_context(git_revision(project_root, base))
+        head_tree = stack.enter_context(git_revision(project_root, head) if head else working_copy(project_root))
+        before = snapshot(base_tree, project_root, base, cache, jobs, progress_for(f"build {base}"), build_cache)
+        after = snapshot(head_tree, project_root, head or "working tree", cache, jobs, progress_for("build head"), build_cache)
+    return compare(before, after)

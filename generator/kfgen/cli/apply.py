@@ -7,8 +7,7 @@ import json
 import os
 
 from ..apply import Cluster, apply_environment, summary
-from ..credentials import generate_local_secrets
-from ..yamlio import load_all_plain
+from ..credentials import local_secrets_by_component
 from .common import add_build_arguments, add_project_arguments, add_source_arguments, built_environments, load_project, progress_printer
 
 
@@ -36,14 +35,7 @@ def run(args: argparse.Namespace) -> int:
     env_plan = project.plan.environment(args.env or project.platform.default_environment)
     extra = {}
     if env_plan.environment.secrets.backend == "local":
-        # The local backend's Secrets: generated once into .secrets/ (untracked), applied with their components.
-        path, logins = generate_local_secrets(project.plan, env_plan, project.root)
-        for secret in load_all_plain(path.read_text(encoding="utf-8")):
-            if secret.get("kind") != "Secret":  # its namespaces, for a GitOps bootstrap; here each component brings its own
-                continue
-            component = secret["metadata"]["labels"]["app.kubernetes.io/component"]
-            secret["metadata"].pop("annotations", None)
-            extra.setdefault(component, []).append(secret)
+        extra, logins = local_secrets_by_component(project.plan, env_plan, project.root)
         for login in logins:
             print(f"login: {login}")
     cluster = Cluster(args.kubeconfig, args.timeout)
@@ -62,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for rejection in report.rejections:
             print(f"rejected: {rejection.format()}")
-        for ref, action in sorted(report.actions.items()):
-            if action == "pruned":
-                print(f"pruned: {report.components[ref]}: {ref.describe()}")
+        for ref, component in report.pruned():
+            print(f"pruned: {component}: {ref.kind_and_name}")
         print(f"apply {summary(report)}")
     return 1 if report.rejections else 0

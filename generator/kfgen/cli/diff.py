@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import ExitStack
 from pathlib import Path
 
-from ..diff import compare, format_json, format_markdown, format_text
-from ..revisions import git_revision, snapshot, working_copy
+from ..diff import format_json, format_markdown, format_text
+from ..revisions import compare_revisions
 from .common import add_build_arguments, add_source_arguments, build_cache, progress_printer, source_cache
 
 
@@ -27,13 +26,7 @@ def report_format(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     root = Path(args.project).resolve()
-    cache = source_cache(args, root)
-    with ExitStack() as stack:
-        base_tree = stack.enter_context(git_revision(root, args.base))
-        head_tree = stack.enter_context(git_revision(root, args.head) if args.head else working_copy(root))
-        before = snapshot(base_tree, root, args.base, cache, args.jobs, progress_printer(f"build {args.base}"), build_cache(args, root))
-        after = snapshot(head_tree, root, args.head or "working tree", cache, args.jobs, progress_printer("build head"), build_cache(args, root))
-    report = compare(before, after)
+    report = compare_revisions(root, args.base, args.head, source_cache(args, root), args.jobs, progress_printer, build_cache(args, root))
     formatter = {"text": format_text, "markdown": format_markdown, "json": format_json}[report_format(args)]
     print(formatter(report), end="")
     return 1 if report.changed else 0

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-from pathlib import Path
 
-from ..kustomize import find_kustomize, kustomize_build
 from ..policies import (
+    UpstreamComparison,
+    compare_with_upstream,
     environment_settings,
     find_conftest,
     load_exceptions,
-    rule_counts,
-    rules,
     run_policies,
     unused_exceptions,
 )
-from ..refs import RemoteDir
-from ..sources import vendor
-from ..yamlio import load_all_plain
 from .common import (
     add_build_arguments,
     add_project_arguments,
@@ -56,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     reports = [run_policies(conftest, policy_dir, name, environment_settings(project.platform.environment(name)),
                             objects[name], exceptions) for name in names]
     if args.compare_upstream:
-        return compare_upstream(project, policy_dir, conftest, names[0], objects[names[0]], reports[0], cache)
+        print_comparison(compare_with_upstream(project.root, conftest, project.platform.environment(names[0]),
+                                               project.platform.kubeflow_version, objects[names[0]], reports[0], cache))
+        return 0
     unused = unused_exceptions(exceptions, reports) if not args.env else []
     violations = [v for r in reports for v in r.violations]
     if args.output == "json":
@@ -76,20 +72,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if violations or unused else 0
 
 
-def compare_upstream(project, policy_dir: Path, conftest: str, env: str, ours: dict, report, cache) -> int:
-    """Rule by rule: upstream's example/ build against one environment of ours (before and after exceptions)."""
-    release = project.platform.kubeflow_version
-    example = RemoteDir("github.com", "kubeflow", "manifests", release, "example")
-    with tempfile.TemporaryDirectory(prefix="kfgen-upstream-") as scratch:
-        vendor([example], cache, Path(scratch) / "vendor")
-        upstream = load_all_plain(kustomize_build(find_kustomize(project.root), Path(scratch) / "vendor" / example.relpath))
-    settings = environment_settings(project.platform.environment(env))
-    upstream_report = run_policies(conftest, policy_dir, "upstream", settings, {"example": upstream}, [])
-    raw_report = run_policies(conftest, policy_dir, env, settings, ours, [])
-    counts = [rule_counts(r) for r in (upstream_report, raw_report, report)]
-    print(f"| rule | upstream {release} `example/` | `{env}` | `{env}` after documented exceptions |")
+def print_comparison(comparison: UpstreamComparison) -> None:
+    """A Markdown table, rule by rule: upstream's example/ against one environment of ours (before and after exceptions)."""
+    env = comparison.environment
+    print(f"| rule | upstream {comparison.release} `example/` | `{env}` | `{env}` after documented exceptions |")
     print("|---|---:|---:|---:|")
-    for rule in rules(policy_dir):
+    counts = (comparison.upstream, comparison.ours, comparison.ours_excepted)
+    for rule in comparison.rules:
         print(f"| {rule} | " + " | ".join(str(c.get(rule, 0)) for c in counts) + " |")
-    print("| **objects** | " + " | ".join(str(n) for n in (len(upstream), sum(map(len, ours.values())), sum(map(len, ours.values())))) + " |")
-    return 0
+    print("| **objects** | " + " | ".join(str(n) for n in (comparison.upstream_objects, comparison.our_objects, comparison.our_objects)) + " |")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..credentials import fixed_value, generate_local_secrets, local_secrets_file, remote_reference, required_secrets, verify_sops_folder
+from ..credentials import generate_local_secrets, required_secrets, value_source, verify_sops_folder
 from ..errors import BuildError
 from .common import add_project_arguments, load_project
 
@@ -33,20 +33,8 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for secret in needed:
         for key in secret.keys:
-            fixed = fixed_value(key, environment)
-            if fixed is not None:
-                source = f"fixed value {fixed!r}"
-            elif backend.backend == "externalSecret":
-                remote_key, remote_property = remote_reference(key.credential, backend.key_prefix)
-                source = f"{backend.store.kind}/{backend.store.name}: key {remote_key}, property {remote_property}"
-            elif backend.backend == "local":
-                source = f"random, in {local_secrets_file(project.root, environment.name).relative_to(project.root)}"
-            elif backend.backend == "sops":
-                source = f"encrypted, in {backend.path}/{secret.component}/"
-            else:
-                source = "create it before applying"
             rows.append({"component": secret.component, "namespace": secret.namespace, "secret": secret.name,
-                         "key": key.name, "credential": key.credential, "source": source})
+                         "key": key.name, "credential": key.credential, "source": value_source(secret, key, environment, project.root)})
     if args.output == "json":
         print(json.dumps({"environment": environment.name, "backend": backend.backend, "keys": rows}))
     else:
