@@ -17,6 +17,7 @@ from ..apply import summary as apply_summary
 from ..build import cached_json_lines, find_yaml2json
 from ..buildcache import BuildCache, digest_text
 from ..credentials import prerequisite_files
+from ..data import SOURCE_TREE
 from ..gitops import gitops_documents
 from ..objects import EnvironmentReport, Finding, Violation, check_environment
 from ..output import drift
@@ -55,7 +56,7 @@ def controller_crds(engine: str, cache: SourceCache, converted: BuildCache | Non
     """The CustomResourceDefinitions of a GitOps engine, from the source caches (their JSON kept in
     converted, by each file's digest)."""
     crds: list[dict[str, Any]] = []
-    converter = find_yaml2json(Path(__file__).resolve().parents[3])
+    converter = find_yaml2json(SOURCE_TREE or Path.cwd())  # a checkout's .tools, else the project's
     for path in controller_crd_files(engine, cache):
         text = path.read_text(encoding="utf-8")
         if converter:
