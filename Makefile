@@ -23,7 +23,7 @@ export KFGEN_SOURCE_CONTROLLER := $(TOOLS)/source-controller
 export KFGEN_KUSTOMIZE_CONTROLLER := $(TOOLS)/kustomize-controller
 export KFGEN_CERT_MANAGER_CONTROLLER := $(TOOLS)/cert-manager-controller
 
-.PHONY: run test bench tools lint render vendor build check clean
+.PHONY: run test test-fast bench tools lint render vendor build check clean
 
 run: $(KFGEN) tools
 	$(KFGEN) validate
@@ -42,6 +42,12 @@ test: $(KFGEN) tools controlplane e2e-tools
 	end=0; wait $$e2e || end=$$?; \
 	echo "--- the end-to-end suite (tests/e2e):"; cat $$log; rm -f $$log; \
 	[ $$unit -eq 0 ] && [ $$end -eq 0 ]
+
+# The inner loop: ruff, then the tests that need neither a cluster nor the test control plane and take
+# seconds, not minutes (the markers are in pyproject.toml). `make test` still runs everything.
+test-fast: $(KFGEN) tools
+	$(VENV)/bin/ruff check generator tests bench
+	$(VENV)/bin/pytest -q -m "not e2e and not controlplane and not slow"
 
 # Medians and ratios against `kustomize build example` of kubeflow/manifests, into bench/results.json; then
 # publish-to-converged with the real GitOps controllers against upstream's own install (bench/converge.py).

@@ -163,6 +163,13 @@ def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
     return (group, obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the test control plane, through the fixture below, is a `controlplane` test."""
+    for item in items:
+        if "control_plane" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.controlplane)
+
+
 @pytest.fixture(scope="session")
 def control_plane():
     """A real kube-apiserver and etcd (tests/controlplane.py), started once per session; `make controlplane` builds them."""

@@ -389,6 +389,7 @@ def _mutations(obj: dict[str, Any]):
         yield f"missing {body}.{key}", _set(obj, (body, key), _DELETE)
 
 
+@pytest.mark.slow  # kubernetes-validate over every object of an environment
 def test_verdicts_agree_with_kubernetes_validate(local):
     schemas = kubernetes_schemas(KUBERNETES)
     ours = Validator(schemas, CrdIndex([]))
