@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TempProject, shipped_spec
+from helpers import TempProject, shipped_spec
 from kfgen.apply import Cluster, ObjectRef, apply_environment, read_inventory
 
 # A leaf component (nothing depends on it), so the spec stays valid without it.

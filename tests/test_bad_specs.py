@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TempProject, run_kfgen, tree_snapshot
+from helpers import TempProject, run_kfgen, tree_snapshot
 
 PROJECT = Path(__file__).resolve().parents[1]
 CORPUS = PROJECT / "tests" / "bad_specs"

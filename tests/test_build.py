@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from conftest import PROJECT, identity, source_cache_dirs
+from helpers import PROJECT, identity, source_cache_dirs
 from kfgen.catalog import load_catalog
 from kfgen.refs import RemoteDir
 from kfgen.render import mirror_image

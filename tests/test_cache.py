@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PROJECT, shipped_spec
+from helpers import PROJECT, shipped_spec
 from kfgen.build import Builder, build_environment, split_crds
 from kfgen.buildcache import BuildCache
 from kfgen.errors import BuildError

@@ -14,7 +14,7 @@ import bcrypt
 import pytest
 import yaml
 
-from conftest import PROJECT, TempProject, shipped_spec, spec_for_release
+from helpers import PROJECT, TempProject, shipped_spec, spec_for_release
 from kfgen.catalog import load_catalog
 from kfgen.credentials import required_secrets
 from kfgen.kustomize import find_kustomize, kustomize_build

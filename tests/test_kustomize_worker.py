@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT
+from helpers import PROJECT
 from kfgen.errors import BuildError
 from kfgen.kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize, find_kustomize_worker, kustomize_build
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
-from conftest import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
+from helpers import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.build import EnvironmentBuild
 from kfgen.catalog import load_catalog
 from kfgen.cli.check_full import controller_crds, gitops_objects

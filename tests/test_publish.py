@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import PROJECT, TempProject, identity, shipped_spec, tree_snapshot
+from helpers import PROJECT, TempProject, identity, shipped_spec, tree_snapshot
 from kfgen.build import yaml_to_json_lines
 from kfgen.refs import parse_remote
 from kfgen.sources import _local_references, find_kustomization

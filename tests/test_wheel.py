@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, run_kfgen, tree_snapshot
+from helpers import PROJECT, run_kfgen, tree_snapshot
 from kfgen.data import FOLDER_NAMES, PACKAGED_DATA
 
 pytestmark = pytest.mark.slow
