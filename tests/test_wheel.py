@@ -83,13 +83,17 @@ def test_the_wheel_holds_the_data_and_the_type_marker(wheel: Path):
 
 
 def test_the_installed_kfgen_is_the_wheels_and_reads_its_own_data(virtualenv: Path):
-    program = "import kfgen, kfgen.data as d; print(kfgen.__file__); print(d.SOURCE_TREE); print(d.SCHEMAS)"
+    program = ("import kfgen, kfgen.data as d, kfgen.checkrecord as c\n"
+               "print(kfgen.__file__, d.SOURCE_TREE, d.SCHEMAS, d.PREREQUISITES, *c.KFGEN_FOLDERS, sep='\\n')")
     shown = _run(virtualenv / "bin" / "python", "-c", program, cwd=virtualenv, env=_environment())
     assert shown.returncode == 0, shown.stderr
-    module, source_tree, schemas = shown.stdout.split("\n")[:3]
-    assert Path(module).is_relative_to(virtualenv)
+    module, source_tree, schemas, prerequisites, *fingerprinted = shown.stdout.splitlines()
+    package = Path(module).parent
+    assert package.is_relative_to(virtualenv)
     assert source_tree == "None"
-    assert Path(schemas).is_relative_to(virtualenv) and (Path(schemas) / "platform.schema.json").is_file()
+    assert Path(schemas) == package / PACKAGED_DATA / "schemas" and (Path(schemas) / "platform.schema.json").is_file()
+    assert Path(prerequisites) == package / PACKAGED_DATA / "prerequisites" and Path(prerequisites).is_dir()
+    assert fingerprinted == [str(package)]  # a check's fingerprint covers the data inside the package
 
 
 def test_the_installed_kfgen_validates_and_renders_what_the_checkout_renders(virtualenv: Path, tmp_path: Path):
