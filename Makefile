@@ -23,7 +23,7 @@ export KFGEN_SOURCE_CONTROLLER := $(TOOLS)/source-controller
 export KFGEN_KUSTOMIZE_CONTROLLER := $(TOOLS)/kustomize-controller
 export KFGEN_CERT_MANAGER_CONTROLLER := $(TOOLS)/cert-manager-controller
 
-.PHONY: run test test-fast bench tools lint render vendor build check clean
+.PHONY: run test bench tools lint render vendor build check clean
 
 run: $(KFGEN) tools
 	$(KFGEN) validate
@@ -45,6 +45,7 @@ test: $(KFGEN) tools controlplane e2e-tools
 
 # The inner loop: ruff, then the tests that need neither a cluster nor the test control plane and take
 # seconds, not minutes (the markers are in pyproject.toml). `make test` still runs everything.
+.PHONY: test-fast
 test-fast: $(KFGEN) tools
 	$(VENV)/bin/ruff check generator tests bench
 	$(VENV)/bin/pytest -q -m "not e2e and not controlplane and not slow"
