@@ -43,6 +43,13 @@ test: $(KFGEN) tools controlplane e2e-tools
 	echo "--- the end-to-end suite (tests/e2e):"; cat $$log; rm -f $$log; \
 	[ $$unit -eq 0 ] && [ $$end -eq 0 ]
 
+# The inner loop: ruff, then the tests that need neither a cluster nor the test control plane and take
+# seconds, not minutes (the markers are in pyproject.toml). `make test` still runs everything.
+.PHONY: test-fast
+test-fast: $(KFGEN) tools
+	$(VENV)/bin/ruff check generator tests bench
+	$(VENV)/bin/pytest -q -m "not e2e and not controlplane and not slow"
+
 # Medians and ratios against `kustomize build example` of kubeflow/manifests, into bench/results.json; then
 # publish-to-converged with the real GitOps controllers against upstream's own install (bench/converge.py).
 bench: $(KFGEN) tools controlplane e2e-tools

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TempProject, shipped_spec
+from helpers import TempProject, shipped_spec
 from kfgen.apply import Cluster, apply_environment, read_inventory
 from kfgen.objectkey import ObjectKey
 

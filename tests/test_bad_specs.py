@@ -8,6 +8,7 @@ with ` ... `; the parts left must appear in that order.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TempProject, run_kfgen, tree_snapshot
+from helpers import TempProject, run_kfgen, tree_snapshot
 
 PROJECT = Path(__file__).resolve().parents[1]
 CORPUS = PROJECT / "tests" / "bad_specs"
@@ -192,7 +193,7 @@ def test_usage_errors_exit_2():
     assert result.returncode == 2 and "kfgen: error:" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_internal_error_exits_70_without_traceback(project):
+def test_internal_error_exits_70_with_one_line_and_the_log(project):
     project.spec_path.write_bytes((CORPUS / "_valid.yaml").read_bytes())
     # A bug anywhere below the CLI: the plan step fails in a way no error type covers.
     program = ("import sys, kfgen.plan as plan\n"
@@ -201,6 +202,9 @@ def test_internal_error_exits_70_without_traceback(project):
                "from kfgen.cli import entry\n"
                "sys.argv = ['kfgen', 'validate', '--project', sys.argv[1]]\n"
                "entry()\n")
-    result = subprocess.run([sys.executable, "-c", program, str(project.root)], cwd=project.root, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", program, str(project.root)], cwd=project.root, capture_output=True, text=True, timeout=120,
+                            env={name: value for name, value in os.environ.items() if name != "KFGEN_DEBUG"})
     assert result.returncode == 70, result.stderr
-    assert result.stderr == "kfgen: internal error: RuntimeError: boom\n"
+    log = project.root / ".kfgen" / "kfgen.log"  # tests/test_internal_errors.py tells what it holds
+    assert result.stderr == f"kfgen: internal error: RuntimeError: boom (traceback in {log})\n"
+    assert "in broken" in log.read_text(encoding="utf-8")

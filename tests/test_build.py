@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from conftest import PROJECT, identity, source_cache_dirs
+from helpers import PROJECT, identity, source_cache_dirs
 from kfgen.catalog import load_catalog
 from kfgen.refs import RemoteDir
 from kfgen.render import mirror_image
@@ -195,6 +195,7 @@ def test_build_refuses_a_vendor_tree_that_does_not_match_the_lock(make_project, 
     assert "does not match sources.lock.json" in result.stderr
 
 
+@pytest.mark.slow  # a remote-mode build of every component
 def test_remote_mode_references_pinned_urls_and_builds_from_the_cache(make_project, built, tmp_path):
     spec = yaml.safe_load((PROJECT / "platform.yaml").read_text())
     spec["sources"]["mode"] = "remote"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PROJECT, shipped_spec
+from helpers import PROJECT, shipped_spec
 from kfgen.build import Builder, build_environment, split_crds
 from kfgen.buildcache import BuildCache
 from kfgen.errors import BuildError
@@ -37,6 +37,7 @@ def test_split_crds_keeps_every_document():
     assert [o["kind"] for o in load_all_plain(rest)] == ["Namespace", "ConfigMap"]
 
 
+@pytest.mark.slow  # builds each component twice, cold
 def test_shared_crd_layer_builds_what_kustomize_builds_directly(make_project, tmp_path):
     project = make_project()
     project.vendor()
@@ -50,6 +51,7 @@ def test_shared_crd_layer_builds_what_kustomize_builds_directly(make_project, tm
         assert sorted(direct, key=_key) == sorted(load_all_plain(shared), key=_key), planned.name
 
 
+@pytest.mark.slow  # cold builds into a cache of its own
 def test_second_build_is_served_from_the_cache_and_corrupt_entries_are_rebuilt(make_project, tmp_path):
     project = make_project()
     project.vendor()
@@ -71,6 +73,7 @@ def test_second_build_is_served_from_the_cache_and_corrupt_entries_are_rebuilt(m
     assert [c.text for c in third.components] == [c.text for c in first.components]
 
 
+@pytest.mark.slow  # cold builds into a cache of its own
 def test_a_changed_setting_rebuilds_only_that_component(make_project, tmp_path):
     project = make_project()
     project.vendor()
@@ -89,6 +92,7 @@ def test_a_changed_setting_rebuilds_only_that_component(make_project, tmp_path):
     assert deployment["spec"]["replicas"] == 3
 
 
+@pytest.mark.slow  # cold builds into a cache of its own
 def test_parsed_objects_are_kept_as_json_and_equal_the_yaml(make_project, tmp_path):
     project = make_project()
     project.vendor()
@@ -101,6 +105,7 @@ def test_parsed_objects_are_kept_as_json_and_equal_the_yaml(make_project, tmp_pa
     assert [load_all_plain(c.text) for c in second.components] == parsed
 
 
+@pytest.mark.slow  # cold builds into a cache of its own
 def test_a_warm_build_reads_a_bases_yaml_only_when_asked_for_it(make_project, tmp_path):
     """Objects come from the cached JSON; the YAML of bases (their CRDs, most of the bytes) stays unread
     until a component's text is wanted, and is then what a cold build gave."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, SHARED_CACHE, source_cache_dirs
+from helpers import PROJECT, SHARED_CACHE, source_cache_dirs
 from kfgen.buildcache import BuildCache
 from kfgen.checkrecord import KFGEN_FOLDERS, CheckRecords
 from kfgen.credentials import PREREQUISITES_DIR
@@ -22,7 +22,7 @@ REPEATED = "nothing changed since the check of"
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
     """A vendored, rendered project and its first check of `local`."""
-    from conftest import TempProject
+    from helpers import TempProject
 
     project = TempProject(tmp_path_factory.mktemp("records") / "project")
     project.vendor()

@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from conftest import shipped_spec
 from controlplane import ControlPlane, ControlPlaneError
+from helpers import shipped_spec
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import bcrypt
 import pytest
 import yaml
 
-from conftest import PROJECT, TempProject, shipped_spec, spec_for_release
+from helpers import PROJECT, TempProject, shipped_spec, spec_for_release
 from kfgen.catalog import load_catalog
 from kfgen.credentials import required_secrets
 from kfgen.kustomize import find_kustomize, kustomize_build
@@ -185,6 +185,7 @@ def _sops_secret(secret, encrypted: bool = True) -> dict[str, Any]:
                      "lastmodified": "2026-11-28T00:00:00Z", "mac": "ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]", "version": "3.9.0"}}
 
 
+@pytest.mark.slow  # builds and checks a project of its own
 def test_sops_backend_references_encrypted_files_and_checks_them(tmp_path, built):
     spec = copy.deepcopy(shipped_spec())
     spec["gitops"]["engine"] = "flux"
@@ -240,6 +241,7 @@ def test_dex_serves_the_spec_connectors_and_users(built):
         {"dex-oidc-client": False, "dex-passwords": False}
 
 
+@pytest.mark.slow  # builds and checks a project of its own
 def test_external_oidc_provider_replaces_dex(tmp_path):
     spec = spec_for_release("26.03")
     spec["environments"] = [e for e in spec["environments"] if e["name"] == "staging"]

@@ -14,7 +14,7 @@ import lupa.lua51 as lua51
 import pytest
 import yaml
 
-from conftest import PROJECT, run_kfgen, shipped_spec, source_cache_dirs, spec_for_release
+from helpers import PROJECT, run_kfgen, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.build import EnvironmentBuild, build_tree
 from kfgen.catalog import load_catalog
 from kfgen.gitops import APPLICATION_HEALTH, CRD_HEALTH, HPA_HEALTH

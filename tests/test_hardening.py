@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import PROJECT, shipped_spec
+from helpers import PROJECT, shipped_spec
 from kfgen.catalog import ContainerResources, HardenedWorkload, Hardening, NarrowedRule, load_catalog
 from kfgen.policies import environment_settings, find_conftest, load_exceptions, run_policies, unused_exceptions
 from kfgen.render import hardening_patches

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, TempProject, shipped_spec
+from helpers import PROJECT, TempProject, shipped_spec
 from kfgen import inputcache
 from kfgen.buildcache import BuildCache
 from kfgen.catalog import load_catalog

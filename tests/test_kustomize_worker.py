@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT
+from helpers import PROJECT
 from kfgen.errors import BuildError
 from kfgen.kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize, find_kustomize_worker, kustomize_build
 
@@ -21,6 +21,7 @@ def pool():
     workers.close()
 
 
+@pytest.mark.slow  # every base and overlay, by the worker and by the binary
 def test_every_base_and_overlay_builds_to_the_binarys_bytes(make_project, pool):
     """One worker builds them all in turn, so state one build leaves behind would show in the next."""
     project = make_project()

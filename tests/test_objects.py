@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
-from conftest import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
+from helpers import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.build import EnvironmentBuild
 from kfgen.catalog import load_catalog
 from kfgen.errors import InputError
@@ -389,6 +389,7 @@ def _mutations(obj: dict[str, Any]):
         yield f"missing {body}.{key}", _set(obj, (body, key), _DELETE)
 
 
+@pytest.mark.slow  # kubernetes-validate over every object of an environment
 def test_verdicts_agree_with_kubernetes_validate(local):
     schemas = kubernetes_schemas(KUBERNETES)
     ours = Validator(schemas, CrdIndex([]))

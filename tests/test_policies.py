@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT
+from helpers import PROJECT
 from kfgen.buildcache import BuildCache
 from kfgen.catalog import load_catalog
 from kfgen.errors import InputError, PolicyError

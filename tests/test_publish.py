@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import PROJECT, TempProject, identity, shipped_spec, tree_snapshot
+from helpers import PROJECT, TempProject, identity, shipped_spec, tree_snapshot
 from kfgen.build import yaml_to_json_lines
 from kfgen.refs import parse_remote
 from kfgen.sources import _local_references, find_kustomization
@@ -382,6 +382,7 @@ def local_objects(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
             for path in sorted((root / "build").glob("*-*.yaml"))}
 
 
+@pytest.mark.slow  # publishes, clones and builds each variant
 @pytest.mark.parametrize(("engine", "hydrated"), [("argocd", False), ("flux", False), ("argocd", True), ("flux", True)],
                          ids=["argocd-overlays", "flux-overlays", "argocd-hydrated", "flux-hydrated"])
 def test_fresh_clone_of_the_deploy_branch_builds_offline(engine, hydrated, make_project, tmp_path, local_objects):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import PROJECT, run_kfgen, shipped_spec, tree_snapshot
+from helpers import PROJECT, run_kfgen, shipped_spec, tree_snapshot
 from kfgen.output import MANIFEST
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TempProject
+from helpers import TempProject
 from kfgen import render as render_module
 from kfgen import rendercache
 from kfgen.buildcache import BuildCache

@@ -6,7 +6,7 @@ import copy
 
 import yaml
 
-from conftest import PROJECT, shipped_spec
+from helpers import PROJECT, shipped_spec
 from kfgen.catalog import load_catalog
 from kfgen.plan import make_plan
 from kfgen.render import render

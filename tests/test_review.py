@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import PROJECT, shipped_spec, tree_snapshot
+from helpers import PROJECT, shipped_spec, tree_snapshot
 from kfgen.diff import FieldChange, compare, field_changes, format_markdown
 
 LOCAL_ONLY_COMMENTED = (PROJECT / "platform.yaml").read_text().split("\nenvironments:\n")[0].replace(

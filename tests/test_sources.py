@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import source_cache_dirs
+from helpers import source_cache_dirs
 from kfgen.errors import SourceError
 from kfgen.refs import ReleaseFile, RemoteDir, parse_remote
 from kfgen.sources import LOCK_FILE, TREE_ENTRY, SourceCache, find_kustomization, vendor, verify_vendor, write_lock
@@ -88,7 +88,7 @@ def test_vendoring_copies_release_files_inside_the_kustomization_root(vendored):
 def test_vendored_tree_builds_under_the_default_load_restrictor(vendored):
     import subprocess
 
-    from conftest import PROJECT
+    from helpers import PROJECT
     root, _ = vendored
     kustomize = str(PROJECT / ".tools/bin/kustomize")
     for source in (PIPELINES, TRAINER):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import PROJECT
+from helpers import PROJECT
 from kfgen import yamlio
 from kfgen.buildcache import BuildCache
 from kfgen.catalog import load_catalog

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TempProject, shipped_spec
+from helpers import TempProject, shipped_spec
 from kfgen.status import commit_of
 
 CACHE = Path(os.environ["KFGEN_SOURCE_CACHE"].split(os.pathsep)[0]) / "github.com"

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PROJECT
+from helpers import PROJECT
 
 YAML2JSON = os.environ.get("KFGEN_YAML2JSON", str(PROJECT / ".tools" / "bin" / "yaml2json"))
 

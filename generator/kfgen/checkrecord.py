@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .buildcache import BuildCache, digest_tree
+from .data import DATA_FOLDERS, PACKAGE
 
 # Folders that hold no input of a check: version control, caches, virtualenvs and tool binaries
 # (the tools are fingerprinted by identity instead).
 SKIPPED_FOLDERS = frozenset({".git", ".kfgen", ".venv", ".tools", "__pycache__", ".pytest_cache", ".ruff_cache", "node_modules"})
 TOOLS = ("kustomize", "kustomize-worker", "conftest", "yaml2json")
-# kfgen's code, and the data folders beside it (schemas.SCHEMA_DIR, credentials.PREREQUISITES_DIR).
-PACKAGE = Path(__file__).resolve().parent
-KFGEN_FOLDERS = (PACKAGE, PACKAGE.parents[1] / "schemas", PACKAGE.parents[1] / "prerequisites")
+# kfgen's code, and its data folders (data.py): beside the package in a checkout, inside it when installed.
+KFGEN_FOLDERS = (PACKAGE, *(folder for folder in DATA_FOLDERS if not folder.is_relative_to(PACKAGE)))
 
 
 class Unrecordable(Exception):

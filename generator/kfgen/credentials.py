@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import SecretKey
+from .data import PREREQUISITES
 from .errors import InputError
 from .plan import EnvironmentPlan, Plan
 from .spec import Environment
@@ -35,8 +36,8 @@ DEX_USERS = "dex-users"  # credential group of static users' password hashes
 LOCAL_SECRETS_DIR = ".secrets"  # untracked; listed in .gitignore
 
 
-# Operators a backend needs in the cluster, and the file under prerequisites/ (beside schemas/) with the CRDs they serve.
-PREREQUISITES_DIR = Path(__file__).resolve().parents[2] / "prerequisites"
+# Operators a backend needs in the cluster, and the file under prerequisites/ with the CRDs they serve.
+PREREQUISITES_DIR = PREREQUISITES
 BACKEND_PREREQUISITES = {"externalSecret": "external-secrets.yaml"}
 
 

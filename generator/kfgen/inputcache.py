@@ -38,7 +38,7 @@ from .yamlio import MAX_BYTES
 _KFGEN = Path(__file__).resolve().parent
 # The modules whose code decides what load_catalog returns (tests/test_inputcache.py checks that
 # they are all the kfgen modules it imports), and this one, which decides how it is stored.
-CATALOG_CODE = ("catalog.py", "errors.py", "inputcache.py", "refs.py", "schemas.py", "yamlio.py")
+CATALOG_CODE = ("catalog.py", "data.py", "errors.py", "inputcache.py", "refs.py", "schemas.py", "yamlio.py")
 SPEC_CODE = ("spec.py", "resolve.py")  # with the catalog's, through the catalog's key
 
 
@@ -197,7 +197,7 @@ def load_inputs(components: Path, spec: Path, display: str, cache: BuildCache | 
     platform = _stored(cache, keyed_spec, components, Platform)
     if platform is None:
         platform = load_platform(spec, catalog, display)
-        if keyed_spec and spec_key(spec, display, key) == keyed_spec:
+        if keyed_spec and key and spec_key(spec, display, key) == keyed_spec:
             unsaved.append((keyed_spec, _dumps(platform, components)))
         else:
             keyed_spec = None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 import json
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .data import SCHEMAS
 from .errors import Problem
 from .yamlio import Document
 
@@ -16,7 +16,7 @@ from .yamlio import Document
 if TYPE_CHECKING:
     import jsonschema
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = SCHEMAS
 
 # What the schemas' recurring patterns mean, so that an error says what is wanted rather than a regex.
 _PATTERN_NAMES = {
@@ -41,7 +41,8 @@ _PATTERN_NAMES = {
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     with open(SCHEMA_DIR / name, encoding="utf-8") as handle:
-        return json.load(handle)
+        schema: dict[str, Any] = json.load(handle)
+    return schema
 
 
 @cache
@@ -50,11 +51,12 @@ def _validator_class() -> type[jsonschema.protocols.Validator]:
 
     # YAML loads 2.0 as a float; jsonschema would call it an integer, and it would then be rendered as 2.0
     # into fields Kubernetes reads as integers.
-    return jsonschema.validators.extend(
+    extended: type[jsonschema.protocols.Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # unannotated in its stubs
         jsonschema.Draft202012Validator,
         type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
             "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
     )
+    return extended
 
 
 @cache
@@ -108,21 +110,23 @@ def _describe(error: jsonschema.ValidationError, document: Document, prefix: tup
     path = tuple(error.absolute_path)
     value = error.instance
     kind = error.validator
+    wanted: Any = error.validator_value  # the failed keyword's value in the schema: any JSON
+    schema: Any = error.schema
     if "propertyNames" in error.absolute_schema_path and isinstance(value, str):
         # The instance is a key of the mapping at path: point at the key itself.
         path, kind = path + (value,), f"name-{kind}"
-        if kind == "name-pattern" and error.validator_value in _PATTERN_NAMES:
-            return [(path, f"the name {show(value)} is not {_PATTERN_NAMES[error.validator_value]}")]
+        if kind == "name-pattern" and wanted in _PATTERN_NAMES:
+            return [(path, f"the name {show(value)} is not {_PATTERN_NAMES[wanted]}")]
         return [(path, f"the name {show(value)} is not allowed: {error.message}")]
     if kind == "additionalProperties" and isinstance(value, dict):
-        known = sorted((error.schema.get("properties") or {}).keys())
+        known = sorted((schema.get("properties") or {}).keys())
         extra = [key for key in value if key not in known]
         return [(path + (key,), f"unknown field {key!r}{did_you_mean(key, known)}; expected one of: {', '.join(known)}")
                 for key in extra]
     if kind == "required" and isinstance(value, dict):
-        return [(path + (name,), "missing required field") for name in error.validator_value if name not in value]
+        return [(path + (name,), "missing required field") for name in wanted if name not in value]
     if kind == "type":
-        names = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+        names = [wanted] if isinstance(wanted, str) else wanted
         expected = " or ".join(_SCHEMA_TYPES.get(n, n) for n in names)
         if value is None and not path:
             return [(path, f"expected {expected}, found nothing (the document is empty)")]
@@ -132,27 +136,27 @@ def _describe(error: jsonschema.ValidationError, document: Document, prefix: tup
             message += f" (write {show(written)} in quotes for a string)"
         return [(path, message)]
     if kind == "enum":
-        options = ", ".join(json.dumps(v) for v in error.validator_value)
-        hint = did_you_mean(value, [v for v in error.validator_value if isinstance(v, str)]) if isinstance(value, str) else ""
+        options = ", ".join(json.dumps(v) for v in wanted)
+        hint = did_you_mean(value, [v for v in wanted if isinstance(v, str)]) if isinstance(value, str) else ""
         return [(path, f"expected one of {options}, found {_found(value, document.source.get(prefix + path), typed=False)}{hint}")]
     if kind == "const":
-        return [(path, f"expected {json.dumps(error.validator_value)}, found {_found(value, document.source.get(prefix + path), typed=False)}")]
+        return [(path, f"expected {json.dumps(wanted)}, found {_found(value, document.source.get(prefix + path), typed=False)}")]
     if kind == "pattern":
-        name = _PATTERN_NAMES.get(error.validator_value)
+        name = _PATTERN_NAMES.get(wanted)
         if name:
             return [(path, f"{show(value, 80)} is not {name}")]
-        return [(path, f"{show(value, 80)} does not match the expected form {error.validator_value}")]
+        return [(path, f"{show(value, 80)} does not match the expected form {wanted}")]
     if kind in ("minimum", "maximum"):
         bound = "less than the minimum" if kind == "minimum" else "more than the maximum"
-        return [(path, f"{show(value)} is {bound} of {error.validator_value}")]
+        return [(path, f"{show(value)} is {bound} of {wanted}")]
     if kind == "minItems" and isinstance(value, list):
-        return [(path, f"needs at least {error.validator_value} item{'s' if error.validator_value != 1 else ''}, found {len(value) or 'none'}")]
+        return [(path, f"needs at least {wanted} item{'s' if wanted != 1 else ''}, found {len(value) or 'none'}")]
     if kind == "maxItems" and isinstance(value, list):
-        return [(path, f"allows at most {error.validator_value} items, found {len(value)}")]
+        return [(path, f"allows at most {wanted} items, found {len(value)}")]
     if kind == "minLength" and isinstance(value, str):
-        return [(path, f"{show(value)} is shorter than {error.validator_value} characters")]
+        return [(path, f"{show(value)} is shorter than {wanted} characters")]
     if kind == "maxLength" and isinstance(value, str):
-        return [(path, f"is {len(value)} characters long, more than the maximum of {error.validator_value}")]
+        return [(path, f"is {len(value)} characters long, more than the maximum of {wanted}")]
     if kind == "uniqueItems" and isinstance(value, list):
         seen: list[Any] = []
         found = []

@@ -1,14 +1,17 @@
 """The kfgen command line: parses arguments and hands each verb to its own module.
 
 Errors are caught here and nowhere else: a KfgenError prints its message and exits with its code
-(2 for bad input, 1 for a failed check or build); anything unexpected is an internal error, exit 70.
+(2 for bad input, 1 for a failed check or build); anything unexpected is an internal error, exit 70,
+whose traceback goes to the project's .kfgen/kfgen.log (errorlog.py), or up, with KFGEN_DEBUG=1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import NoReturn
 
 from ..errors import KfgenError, Problem
 
@@ -34,7 +37,7 @@ EXIT_INTERNAL = 70
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2 with our format
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2 with our format
         self.print_usage(sys.stderr)
         sys.stderr.write(f"kfgen: error: {message}\n")
         raise SystemExit(2)
@@ -88,16 +91,17 @@ def _annotation(p: Problem) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser(argv).parse_args(argv)
     try:
-        return args.run(args)
+        code: int = args.run(args)
+        return code
     except KfgenError as err:
+        problems: list[Problem] | None = getattr(err, "problems", None)
         if args.output == "json":
             import json
 
-            problems = getattr(err, "problems", None)
             payload = [p.__dict__ for p in problems] if problems else [{"message": str(err)}]
             print(json.dumps({"errors": payload}))
-        elif args.output == "github" and getattr(err, "problems", None):
-            for p in err.problems:
+        elif args.output == "github" and problems:
+            for p in problems:
                 print(_annotation(p))
         sys.stderr.write(f"{err}\n")
         return err.exit_code
@@ -105,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("kfgen: interrupted\n")
         return 130
     except Exception as err:
-        sys.stderr.write(f"kfgen: internal error: {type(err).__name__}: {err}\n")
+        if os.environ.get("KFGEN_DEBUG", "") not in ("", "0"):
+            raise  # the traceback where the developer is, and into a debugger (python -m pdb -m kfgen ...)
+        from .errorlog import report_internal_error  # only a failed run pays for importing it
+
+        sys.stderr.write(report_internal_error(err, getattr(args, "project", None), sys.argv[1:] if argv is None else argv))
         return EXIT_INTERNAL
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..build import cached_json_lines, find_yaml2json
 from ..buildcache import BuildCache, digest_text
+from ..data import SOURCE_TREE
 from ..gitops import gitops_documents
 from ..plan import EnvironmentPlan, Plan
 from ..refs import RemoteDir
@@ -22,8 +23,6 @@ CONTROLLER_CRDS: dict[str, tuple[RemoteDir, ...]] = {
     "flux": (RemoteDir("github.com", "fluxcd", "source-controller", "v1.9.1", "config/crd/bases"),
              RemoteDir("github.com", "fluxcd", "kustomize-controller", "v1.9.4", "config/crd/bases")),
 }
-# The project this package belongs to, where the YAML-to-JSON converter is built (.tools/bin).
-_PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def controller_crd_files(engine: str, cache: SourceCache) -> list[Path]:
@@ -38,7 +37,7 @@ def controller_crds(engine: str, cache: SourceCache, converted: BuildCache | Non
     """The CustomResourceDefinitions of a GitOps engine, from the source caches (their JSON kept in
     converted, by each file's digest)."""
     crds: list[dict[str, Any]] = []
-    converter = find_yaml2json(_PROJECT_ROOT)
+    converter = find_yaml2json(SOURCE_TREE or Path.cwd())
     for path in controller_crd_files(engine, cache):
         text = path.read_text(encoding="utf-8")
         documents: list[Any]
