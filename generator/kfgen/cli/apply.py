@@ -8,7 +8,7 @@ import os
 
 from ..apply import Cluster, apply_environment, summary
 from ..credentials import generate_local_secrets
-from ..yamlio import load_all_plain
+from ..yamlio import Manifest, load_all_plain
 from .common import add_build_arguments, add_project_arguments, add_source_arguments, built_environments, load_project, progress_printer
 
 
@@ -34,7 +34,7 @@ def add_kubeconfig_argument(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     env_plan = project.plan.environment(args.env or project.platform.default_environment)
-    extra = {}
+    extra: dict[str, list[Manifest]] = {}
     if env_plan.environment.secrets.backend == "local":
         # The local backend's Secrets: generated once into .secrets/ (untracked), applied with their components.
         path, logins = generate_local_secrets(project.plan, env_plan, project.root)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..kustomize import find_kustomize, kustomize_build
 from ..policies import (
+    PolicyReport,
     environment_settings,
     find_conftest,
     load_exceptions,
@@ -18,9 +19,10 @@ from ..policies import (
     unused_exceptions,
 )
 from ..refs import RemoteDir
-from ..sources import vendor
-from ..yamlio import load_all_plain
+from ..sources import SourceCache, vendor
+from ..yamlio import Manifest, load_all_plain
 from .common import (
+    Project,
     add_build_arguments,
     add_project_arguments,
     add_source_arguments,
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if violations or unused else 0
 
 
-def compare_upstream(project, policy_dir: Path, conftest: str, env: str, ours: dict, report, cache) -> int:
+def compare_upstream(project: Project, policy_dir: Path, conftest: str, env: str, ours: dict[str, list[Manifest]], report: PolicyReport,
+                     cache: SourceCache) -> int:
     """Rule by rule: upstream's example/ build against one environment of ours (before and after exceptions)."""
     release = project.platform.kubeflow_version
     example = RemoteDir("github.com", "kubeflow", "manifests", release, "example")

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             if fixed is not None:
                 source = f"fixed value {fixed!r}"
             elif backend.backend == "externalSecret":
+                assert backend.store is not None  # the spec requires one with this backend
                 remote_key, remote_property = remote_reference(key.credential, backend.key_prefix)
                 source = f"{backend.store.kind}/{backend.store.name}: key {remote_key}, property {remote_property}"
             elif backend.backend == "local":
