@@ -23,7 +23,7 @@ export KFGEN_SOURCE_CONTROLLER := $(TOOLS)/source-controller
 export KFGEN_KUSTOMIZE_CONTROLLER := $(TOOLS)/kustomize-controller
 export KFGEN_CERT_MANAGER_CONTROLLER := $(TOOLS)/cert-manager-controller
 
-.PHONY: run test bench tools lint render vendor build check clean
+.PHONY: run test bench tools lint typecheck render vendor build check clean
 
 run: $(KFGEN) tools
 	$(KFGEN) validate
@@ -36,6 +36,7 @@ run: $(KFGEN) tools
 # cores. Its report follows the others'; `make test` fails if either failed.
 test: $(KFGEN) tools controlplane e2e-tools
 	$(VENV)/bin/ruff check generator tests bench
+	$(VENV)/bin/mypy
 	@log=$$(mktemp); \
 	$(VENV)/bin/pytest -q -m e2e > $$log 2>&1 & e2e=$$!; \
 	unit=0; $(VENV)/bin/pytest -q -m "not e2e" || unit=$$?; \
@@ -155,6 +156,10 @@ $(TOOLS)/cert-manager-controller: tools/cert-manager/main.go tools/cert-manager/
 
 lint: $(KFGEN)
 	$(VENV)/bin/ruff check generator tests bench
+
+# mypy --strict over generator/kfgen, as [tool.mypy] in pyproject.toml configures it.
+typecheck: $(KFGEN)
+	$(VENV)/bin/mypy
 
 render vendor check: $(KFGEN)
 	$(KFGEN) $@

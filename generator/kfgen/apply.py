@@ -97,12 +97,12 @@ class Cluster:
         from kubernetes.client import exceptions
 
         try:
-            api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            api_client = config.new_client_from_config(config_file=kubeconfig)
         except (config.ConfigException, OSError) as err:
             raise InputError(f"cannot use kubeconfig {kubeconfig or '(default)'}: {err}") from None
         self._exceptions = exceptions
         try:
-            self.client = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
+            self.client = dynamic.DynamicClient(api_client)
         except Exception as err:  # the first request: connection refused, bad certificate, unauthorized
             raise BuildError(f"cannot reach the API server of kubeconfig {kubeconfig or '(default)'}: {err}") from None
         self.timeout = timeout
@@ -131,7 +131,7 @@ class Cluster:
         options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force_conflicts": True}
         if dry_run:
             options["dry_run"] = "All"
-        return _json(self.client.server_side_apply(resource, body=obj, name=ref.name, namespace=ref.namespace or None,  # type: ignore[no-untyped-call]
+        return _json(self.client.server_side_apply(resource, body=obj, name=ref.name, namespace=ref.namespace or None,
                                                    serialize=False, **options))
 
     def delete(self, ref: ObjectKey) -> None:

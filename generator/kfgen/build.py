@@ -21,16 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .buildcache import BuildCache, digest_contents, digest_files, digest_text, read_files
 from .errors import BuildError, InputError
 from .kustomize import KUSTOMIZE_VERSION, KustomizePool, find_kustomize_worker
-from .plan import EnvironmentPlan
+from .plan import EnvironmentPlan, PlannedComponent
 from .refs import RemoteDir, parse_remote
 from .sources import LOCK_FILE, SourceCache, vendor, verify_vendor, write_lock
 from .tools import find_tool, tool_identity
-from .yamlio import dump, load_all_plain, load_plain
+from .yamlio import Manifest, dump, load_all_plain, load_plain
 
 
 @dataclass
@@ -44,7 +43,7 @@ class ComponentBuild:
     cached: bool = False
     key: str = ""  # the build cache key of this output
     json_lines: str | None = field(default=None, repr=False)  # one JSON object per line, when converted
-    _objects: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _objects: list[Manifest] | None = field(default=None, repr=False)
     # Not an init field: a copy made with other _objects (dataclasses.replace) has no digests of its own.
     _digests: list[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -55,7 +54,7 @@ class ComponentBuild:
         return self.yaml
 
     @property
-    def objects(self) -> list[dict[str, Any]]:
+    def objects(self) -> list[Manifest]:
         """Parsed on first use: from the JSON lines the build converted, else from the YAML text."""
         if self._objects is None:
             if self.json_lines is not None:
@@ -80,7 +79,7 @@ class EnvironmentBuild:
     seconds: float
 
     @property
-    def objects(self) -> list[dict[str, Any]]:
+    def objects(self) -> list[Manifest]:
         return [obj for c in self.components for obj in c.objects]
 
 
@@ -123,7 +122,7 @@ def build_tree(project_root: Path, source_mode: str, cache: SourceCache, mirrors
         shutil.copytree(project_root / "base", tree / "base")
         bases = sorted((tree / "base").glob("*/kustomization.yaml"))
         roots: dict[str, RemoteDir] = {}
-        documents = {}
+        documents: dict[Path, Manifest] = {}
         for path in bases:
             documents[path] = load_plain(path.read_text(encoding="utf-8"))
             for field in ("resources", "components"):
@@ -146,7 +145,8 @@ _CRD_PART = "-crds"  # ends the cache key of a base's CRDs, an output part of it
 
 def split_crds(text: str) -> tuple[str, str]:
     """kustomize output split into its CustomResourceDefinitions and everything else."""
-    crds, rest = [], []
+    crds: list[str] = []
+    rest: list[str] = []
     for document in text.split("\n---\n"):
         document = document.strip("\n")
         if document and document != "---":
@@ -198,7 +198,7 @@ class Builder:
     def __enter__(self) -> Builder:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _cached(self, key: str, make: Callable[[], str]) -> tuple[str, bool]:
@@ -219,6 +219,7 @@ class Builder:
         return "".join(self._json_part(key, text) for key, text in output.parts)
 
     def _json_part(self, key: str, text: str | Callable[[], str]) -> str:
+        assert self.converter is not None  # json_lines asks for parts only with a converter
         if key not in self._crd_json:
             lines = cached_json_lines(self.converter, text, self.cache, f"{key}-json")
             if key.endswith(_CRD_PART):
@@ -274,7 +275,7 @@ class Builder:
                 shutil.copytree(folder, target)
                 if not rest:
                     # A base of CRDs only: the overlay keeps just its own resources, if it has any.
-                    kustomization = load_plain((target / "kustomization.yaml").read_text(encoding="utf-8"))
+                    kustomization: Manifest = load_plain((target / "kustomization.yaml").read_text(encoding="utf-8"))
                     kustomization["resources"] = [r for r in kustomization.get("resources") or []
                                                   if r != f"../../../base/{component}"]
                     if not kustomization["resources"]:
@@ -324,12 +325,12 @@ def _needs_direct_build(files: list[tuple[str, bytes]]) -> bool:
 
 def _outside_resources(folder: Path, files: list[tuple[str, bytes]]) -> list[Path]:
     """Resource folders an overlay names besides its base (they live elsewhere in the project)."""
-    kustomization = load_plain(dict(files).get("kustomization.yaml", b"").decode("utf-8")) or {}
+    kustomization: Manifest = load_plain(dict(files).get("kustomization.yaml", b"").decode("utf-8")) or {}
     return [(folder / r).resolve() for r in kustomization.get("resources") or []
             if r.startswith("../") and r != f"../../../base/{folder.name}"]
 
 
-def _weight(planned) -> int:
+def _weight(planned: PlannedComponent) -> int:
     return max((len(release.crds) for release in planned.component.releases.values()), default=0)
 
 
@@ -354,7 +355,7 @@ def build_environment(
     done = 0
     count_lock = threading.Lock()
 
-    def one(planned) -> ComponentBuild:
+    def one(planned: PlannedComponent) -> ComponentBuild:
         nonlocal done
         begin = time.perf_counter()
         output = builder.overlay(env_plan.name, planned.name)

@@ -13,7 +13,10 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 _MAGIC = b"# kfgen-cache sha256="
 
@@ -48,7 +51,7 @@ def digest_files(*roots: Path) -> str:
     return digest_text(*(digest_contents(read_files(root), root.name) for root in roots))
 
 
-def digest_tree(digest: Any, folder: Path, relative: str, skipped: frozenset[str] = frozenset(), excluded: Path | None = None) -> bool:
+def digest_tree(digest: HASH, folder: Path, relative: str, skipped: frozenset[str] = frozenset(), excluded: Path | None = None) -> bool:
     """Add the name, kind and content of everything below folder, named from relative, to digest (leaving out
     the names in skipped and the path excluded); False when something below is neither a plain file nor a
     folder (a symbolic link, a socket), whose contents alone do not say what reading it finds."""

@@ -11,7 +11,7 @@ from typing import Any
 from .errors import CatalogError, Problem
 from .refs import RemoteDir
 from .schemas import schema_error, validate
-from .yamlio import load_file
+from .yamlio import Manifest, load_file
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -163,7 +163,7 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
     problems = validate(document, "component.schema.json")
     if problems:
         return None, problems
-    data = document.data
+    data: Manifest = document.data
     if data["name"] != folder.name:
         problems.append(document.problem(("name",), f"must equal the folder name {folder.name!r}"))
     invalid = schema_error(data["settings"])
@@ -219,7 +219,7 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
     return component, problems
 
 
-def _hardening(data: dict[str, Any], namespace: str) -> Hardening:
+def _hardening(data: Manifest, namespace: str) -> Hardening:
     return Hardening(
         workloads=tuple(
             HardenedWorkload(w["kind"], w["name"], w.get("apiAccess"),

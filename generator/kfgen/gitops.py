@@ -23,6 +23,7 @@ from typing import Any
 
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .spec import GitOps
+from .yamlio import Manifest
 
 IN_CLUSTER = "https://kubernetes.default.svc"
 ARGO_API = "argoproj.io/v1alpha1"
@@ -210,7 +211,7 @@ def _split_kind(entry: str) -> dict[str, str]:
     return {"group": group, "kind": kind}
 
 
-def argocd_project(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
+def argocd_project(plan: Plan, env_plan: EnvironmentPlan) -> Manifest:
     gitops = plan.platform.gitops
     release = plan.platform.kubeflow_version
     # Profile namespaces too: tenants creates them with the contributors' bindings.
@@ -252,7 +253,7 @@ def _sync_policy(gitops: GitOps) -> dict[str, Any]:
     }
 
 
-def argocd_application(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, Any]:
+def argocd_application(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> Manifest:
     gitops = plan.platform.gitops
     return {
         "apiVersion": ARGO_API,
@@ -276,7 +277,7 @@ def argocd_application(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCo
     }
 
 
-def argocd_root(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
+def argocd_root(plan: Plan, env_plan: EnvironmentPlan) -> Manifest:
     gitops = plan.platform.gitops
     return {
         "apiVersion": ARGO_API,
@@ -293,7 +294,7 @@ def argocd_root(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
     }
 
 
-def argocd_cm(gitops: GitOps) -> dict[str, Any]:
+def argocd_cm(gitops: GitOps) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -309,7 +310,7 @@ def argocd_cm(gitops: GitOps) -> dict[str, Any]:
     }
 
 
-def flux_source(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
+def flux_source(plan: Plan, env_plan: EnvironmentPlan) -> Manifest:
     gitops = plan.platform.gitops
     return {
         "apiVersion": FLUX_SOURCE_API,
@@ -320,7 +321,7 @@ def flux_source(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
     }
 
 
-def flux_root(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, Any]:
+def flux_root(plan: Plan, env_plan: EnvironmentPlan) -> Manifest:
     """The Kustomization that applies, and prunes, the components' Kustomizations."""
     gitops = plan.platform.gitops
     name = f"{plan.platform.name}-{env_plan.name}"
@@ -359,7 +360,7 @@ def _may_create(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent
     return False
 
 
-def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> dict[str, Any]:
+def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> Manifest:
     gitops = plan.platform.gitops
     enabled = {p.name for p in env_plan.components}
     spec: dict[str, Any] = {
@@ -392,10 +393,10 @@ def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCo
     }
 
 
-def gitops_documents(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, list[Any]]:
+def gitops_documents(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, list[Manifest]]:
     """Files of gitops/<env>/ (relative to it) and the documents each holds; kustomizations listed last."""
     engine = plan.platform.gitops.engine
-    files: dict[str, list[Any]] = {}
+    files: dict[str, list[Manifest]] = {}
     if engine == "argocd":
         files["project.yaml"] = [argocd_project(plan, env_plan)]
         files["root.yaml"] = [argocd_root(plan, env_plan)]
@@ -414,5 +415,5 @@ def gitops_documents(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, list[An
     return files
 
 
-def _kustomization(resources: list[str]) -> dict[str, Any]:
+def _kustomization(resources: list[str]) -> Manifest:
     return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}

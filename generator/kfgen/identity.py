@@ -13,7 +13,7 @@ from typing import Any
 
 from .credentials import env_var_name
 from .spec import Environment
-from .yamlio import dump
+from .yamlio import Manifest, dump
 
 DEX_ISSUER = "http://dex.auth.svc.cluster.local:5556/dex"
 # The connector field that carries each connector type's secret.
@@ -32,7 +32,7 @@ def dex_config(environment: Environment) -> str:
         if connector.type in REDIRECTING_TYPES:
             config.setdefault("redirectURI", f"https://{environment.domain}/dex/callback")
         connectors.append({"type": connector.type, "id": connector.id, "name": connector.name, "config": config})
-    document: dict[str, Any] = {
+    document: Manifest = {
         "issuer": DEX_ISSUER,
         "storage": {"type": "kubernetes", "config": {"inCluster": True}},
         "web": {"http": "0.0.0.0:5556"},

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 from .buildcache import BuildCache, digest_tree
 from .catalog import Catalog, load_catalog
@@ -97,6 +97,7 @@ def spec_key(spec: Path, display: str, catalog: str) -> str | None:
 # only after its sha256 frame matched, and by an unpickler that constructs nothing but these
 # dataclasses and paths.
 _MODEL_MODULES = ("kfgen.catalog", "kfgen.spec")
+_Model = TypeVar("_Model", Catalog, Platform)  # what an entry holds
 
 
 class _Pickler(pickle.Pickler):
@@ -131,13 +132,13 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a catalog or a spec")
 
 
-def _dumps(value: Any, root: Path) -> bytes:
+def _dumps(value: Catalog | Platform, root: Path) -> bytes:
     out = io.BytesIO()
     _Pickler(out, root).dump(value)
     return out.getvalue()
 
 
-def _loads(body: bytes, root: Path, kind: type) -> Any:
+def _loads(body: bytes, root: Path, kind: type[_Model]) -> _Model | None:
     try:
         value = _Unpickler(io.BytesIO(body), root).load()
     except Exception:  # whatever an unreadable entry raises, loading afresh follows
@@ -174,7 +175,7 @@ class Inputs:
         return catalog is not None and spec_key(spec, display, catalog) == self.key
 
 
-def _stored(cache: BuildCache | None, key: str | None, root: Path, kind: type) -> Any:
+def _stored(cache: BuildCache | None, key: str | None, root: Path, kind: type[_Model]) -> _Model | None:
     if cache is None or key is None:
         return None
     body = cache.get_bytes(key)

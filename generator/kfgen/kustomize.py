@@ -57,6 +57,7 @@ class _Worker:
         path = str(directory)
         if "\n" in path:
             raise BuildError(f"cannot build {path!r}: a newline in a path")
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are pipes
         try:
             self.process.stdin.write(path.encode() + b"\n")
             self.process.stdin.flush()
@@ -77,6 +78,7 @@ class _Worker:
         return self.stderr.read().decode("utf-8", "replace").strip()[-2000:] or f"exit status {self.process.returncode}"
 
     def close(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are pipes
         with contextlib.suppress(BrokenPipeError):
             self.process.stdin.close()  # the worker exits at the end of its input
         self.process.wait()

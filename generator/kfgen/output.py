@@ -70,7 +70,7 @@ def write_tree(tree: RenderedTree, root: Path) -> WriteResult:
     base = str(root)
     current = {p: _current(os.path.join(base, p)) for p in files}
     foreign = [p for p in tree.files if current[p] is not _ABSENT and p not in previous
-               and not (isinstance(current[p], bytes) and current[p].startswith(GENERATED_MARK))]
+               and not (isinstance(now := current[p], bytes) and now.startswith(GENERATED_MARK))]
     if foreign:
         raise InputError([Problem(p, 0, 0, "", "exists and was not written by kfgen; move it away or delete it first") for p in foreign])
     changed = [p for p, data in files.items() if current[p] != data]

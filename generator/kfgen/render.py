@@ -23,7 +23,7 @@ from .identity import identity_context
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .spec import Profile
-from .yamlio import dump, dump_all
+from .yamlio import Manifest, dump, dump_all
 
 VENDOR_DIR = "vendor"
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
@@ -66,7 +66,7 @@ def mirror_image(image: str, mirror: str) -> str:
     return f"{mirror}/{path}"
 
 
-def _kustomization(**fields: Any) -> dict[str, Any]:
+def _kustomization(**fields: Any) -> Manifest:
     document = {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization"}
     document.update({key: value for key, value in fields.items() if value})
     return document
@@ -81,7 +81,7 @@ def render_base(component: Component, release: str, mode: str, mirrors: Mapping[
     source = component.releases[release]
     origin = f"components/{component.name}/component.yaml"
     files: dict[str, bytes] = {}
-    patches = []
+    patches: list[dict[str, Any]] = []
     removed = component.secrets_in(release)
     if removed:
         # Upstream's Secrets with published default values go in every environment; its secrets backend
@@ -133,7 +133,7 @@ def hardening_patches(hardening: Hardening) -> list[tuple[str, list[dict[str, An
     return patches
 
 
-def mesh_exceptions(component: Component, env_plan: EnvironmentPlan) -> list[dict[str, Any]]:
+def mesh_exceptions(component: Component, env_plan: EnvironmentPlan) -> list[Manifest]:
     """Port-level PERMISSIVE PeerAuthentications of a component, where the environment's mesh is STRICT."""
     istio = next((p for p in env_plan.components if p.name == "istio"), None)
     if istio is None or istio.config.settings.get("mtls") != "STRICT":
@@ -270,8 +270,8 @@ def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentP
     mirror = env_plan.environment.registry_mirror
     replaced: dict[str, dict[str, str]] = {}
     if mirror:
-        for image in planned.component.releases[release].images:
-            replaced[image] = {"name": image, "newName": mirror_image(image, mirror)}
+        for name in planned.component.releases[release].images:
+            replaced[name] = {"name": name, "newName": mirror_image(name, mirror)}
     for image in planned.config.images:
         entry = dict(replaced.get(image["name"], {"name": image["name"]}))
         if mirror and "newName" in image:

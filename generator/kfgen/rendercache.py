@@ -43,7 +43,7 @@ def render_cached(plan: Plan, inputs: Inputs | None) -> RenderedTree:
 
     cache = inputs.cache if inputs else None
     key = render_key(inputs.key) if inputs and cache is not None else None
-    stored = cache.get_bytes(key) if key else None
+    stored = cache.get_bytes(key) if key and cache is not None else None
     files = _unpack(stored) if stored is not None else None
     if files is not None:
         return RenderedTree(files)
@@ -51,7 +51,7 @@ def render_cached(plan: Plan, inputs: Inputs | None) -> RenderedTree:
 
     tree = render(plan)
     # Templates are read as they render: the tree is kept only if the inputs still have the key.
-    if key and inputs.unchanged():
+    if key and inputs is not None and cache is not None and inputs.unchanged():
         cache.put_bytes(key, _pack(tree.files))
     return tree
 
@@ -59,7 +59,7 @@ def render_cached(plan: Plan, inputs: Inputs | None) -> RenderedTree:
 # An entry is each file's path and bytes, each preceded by a line of their lengths: no encoding to undo,
 # which for the 7,800 files of 50 environments JSON would have cost a tenth of a second.
 def _pack(files: dict[str, bytes]) -> bytes:
-    out = []
+    out: list[bytes] = []
     for path, data in files.items():
         name = path.encode("utf-8")
         out.extend((b"%d %d\n" % (len(name), len(data)), name, data))

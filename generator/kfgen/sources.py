@@ -20,14 +20,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import yaml
 
 from .buildcache import digest_contents, read_files
 from .errors import SourceError
 from .refs import ReleaseFile, RemoteDir, parse_remote
-from .yamlio import dump, load_plain
+from .yamlio import Manifest, dump, load_plain
 
 LOCK_FILE = "sources.lock.json"
 TREE_ENTRY = "vendor/"  # the lock entry that digests the whole vendor tree
@@ -91,7 +90,7 @@ def find_kustomization(directory: Path) -> Path | None:
     return None
 
 
-def _local_references(kustomization: dict[str, Any]) -> list[tuple[str, str]]:
+def _local_references(kustomization: Manifest) -> list[tuple[str, str]]:
     """Every (field, reference) a kustomization makes to another file, directory or remote root."""
     refs: list[tuple[str, str]] = []
     for field in ("resources", "bases", "components", "crds", "configurations", "generators", "transformers", "validators"):
@@ -175,7 +174,7 @@ class Vendorer:
         if kustomization_file is None:
             raise SourceError(f"{directory} is referenced as a kustomization but has none")
         try:
-            kustomization = load_plain(kustomization_file.read_text()) or {}
+            kustomization: Manifest = load_plain(kustomization_file.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise SourceError(f"cannot read {kustomization_file}: {err}") from None
         # Files beside a kustomization are often read indirectly (kustomizeconfig, params); take them all.
@@ -215,7 +214,7 @@ class Vendorer:
         return os.path.relpath(target, referrer)
 
 
-def _replace_reference(kustomization: dict[str, Any], field: str, old: str, new: str) -> None:
+def _replace_reference(kustomization: Manifest, field: str, old: str, new: str) -> None:
     entries = kustomization.get(field) or []
     for index, entry in enumerate(entries):
         if entry == old:

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .apply import LABEL_COMPONENT, LABEL_ENVIRONMENT
 from .errors import InputError, KfgenError
 from .plan import EnvironmentPlan
 from .spec import GitOps
+from .yamlio import Manifest
+
+if TYPE_CHECKING:
+    from kubernetes.client import CustomObjectsApi
 
 ARGO = ("argoproj.io", "v1alpha1", "applications", "Application")
 FLUX_KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization")
@@ -94,7 +99,7 @@ def latest_publish(project_root: Path, branch: str) -> str | None:
     return next(iter(tracking.values())) if len(tracking) == 1 else None
 
 
-def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _conditions(obj: Manifest) -> dict[str, dict[str, Any]]:
     return {c.get("type", ""): c for c in (obj.get("status") or {}).get("conditions") or []}
 
 
@@ -109,7 +114,7 @@ def _revision_problem(live: str, published: str | None) -> list[str]:
     return []
 
 
-def argocd_status(app: dict[str, Any], component: str, published: str | None) -> ObjectStatus:
+def argocd_status(app: Manifest, component: str, published: str | None) -> ObjectStatus:
     status = app.get("status") or {}
     sync = (status.get("sync") or {}).get("status") or "Unknown"
     health = (status.get("health") or {}).get("status") or "Unknown"
@@ -132,7 +137,7 @@ def argocd_status(app: dict[str, Any], component: str, published: str | None) ->
     return ObjectStatus(component, "Application", app["metadata"]["name"], True, sync, health, revision, message, tuple(problems))
 
 
-def flux_status(obj: dict[str, Any], component: str, published: str | None) -> ObjectStatus:
+def flux_status(obj: Manifest, component: str, published: str | None) -> ObjectStatus:
     status = obj.get("status") or {}
     conditions = _conditions(obj)
     ready = conditions.get("Ready") or {}
@@ -156,7 +161,7 @@ def flux_status(obj: dict[str, Any], component: str, published: str | None) -> O
                         healthy.get("status", "") if healthy else "", revision, ready.get("message", ""), tuple(problems))
 
 
-def _list(api, resource: tuple[str, str, str, str], namespace: str, environment: str) -> list[dict[str, Any]] | None:
+def _list(api: CustomObjectsApi, resource: tuple[str, str, str, str], namespace: str, environment: str) -> list[Manifest] | None:
     """The objects of an environment; None when the cluster does not know the kind (its CRD is missing)."""
     from kubernetes.client.exceptions import ApiException
 
@@ -170,10 +175,11 @@ def _list(api, resource: tuple[str, str, str, str], namespace: str, environment:
         raise ClusterUnreachable(f"cannot list {plural}.{group} in {namespace}: {err.status} {err.reason}") from None
     except Exception as err:  # connection refused, TLS, timeouts: urllib3's errors have no common base worth naming
         raise ClusterUnreachable(f"cannot reach the API server: {err}") from None
-    return sorted(listed.get("items") or [], key=lambda o: o["metadata"]["name"])
+    # The client types a custom object list as object: it is the API server's JSON, a mapping.
+    return sorted(cast(Manifest, listed).get("items") or [], key=lambda o: o["metadata"]["name"])
 
 
-def custom_objects_api(kubeconfig: str | None):
+def custom_objects_api(kubeconfig: str | None) -> CustomObjectsApi:
     """The custom objects API of the cluster a kubeconfig names (the default kubeconfig when None)."""
     from kubernetes import client, config
 
@@ -183,7 +189,7 @@ def custom_objects_api(kubeconfig: str | None):
         raise InputError(f"cannot use kubeconfig {kubeconfig or '(default)'}: {err}") from None
 
 
-def environment_status(api, gitops: GitOps, platform: str, env_plan: EnvironmentPlan, published: str | None,
+def environment_status(api: CustomObjectsApi, gitops: GitOps, platform: str, env_plan: EnvironmentPlan, published: str | None,
                        content: str | None = None) -> EnvironmentStatus:
     """Every controller object of one environment, judged; a component with none is reported missing, and so is
     a missing root object (Argo CD's root Application; Flux's GitRepository and root Kustomization, all named
@@ -191,6 +197,7 @@ def environment_status(api, gitops: GitOps, platform: str, env_plan: Environment
     the commit `kfgen publish` pinned them to (the published head when None)."""
     env = env_plan.name
     pinned = content or published
+    judge: Callable[[Manifest, str, str | None], ObjectStatus]
     if gitops.engine == "argocd":
         kinds = [ARGO]
         judge = argocd_status
@@ -202,7 +209,7 @@ def environment_status(api, gitops: GitOps, platform: str, env_plan: Environment
     enabled = [p.name for p in env_plan.components]
     results: list[ObjectStatus] = []
     crd_missing = []
-    per_component: dict[str, list[dict[str, Any]]] = {}
+    per_component: dict[str, list[Manifest]] = {}
     for resource in kinds:
         objects = _list(api, resource, gitops.namespace, env)
         if objects is None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Literal, overload
 
 from .errors import ToolMissing
 
 
+@overload
+def find_tool(name: str, project_root: Path, version: str = "", required: Literal[True] = True) -> str: ...
+@overload
+def find_tool(name: str, project_root: Path, version: str = "", required: bool = True) -> str | None: ...
 def find_tool(name: str, project_root: Path, version: str = "", required: bool = True) -> str | None:
     """$KFGEN_<NAME>, then .tools/bin in the project, then PATH."""
     variable = "KFGEN_" + name.upper().replace("-", "_")

@@ -12,14 +12,17 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import yaml
 
 from .errors import InputError, Problem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+if TYPE_CHECKING:  # the stubs' SafeDumper stands for both: CSafeDumper has its methods, written in C
+    _BaseDumper = yaml.SafeDumper
+else:
+    _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class _Dumper(_BaseDumper):
@@ -33,6 +36,8 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 PathKey = tuple[Any, ...]
+# A YAML mapping as loaded or as it will be dumped: a Kubernetes object, a kustomization, a spec.
+Manifest = dict[str, Any]
 
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:int",
@@ -212,6 +217,7 @@ def _check_nesting(text: str, file: str) -> None:
             path = stack[-1].child_path(event) if stack else ()
             if len(stack) > MAX_DEPTH:
                 mark = event.start_mark
+                assert mark is not None  # the parser marks every event
                 raise InputError([Problem(file, mark.line + 1, mark.column + 1, format_path(path),
                                           f"document nests deeper than {MAX_DEPTH} levels")])
             if isinstance(event, yaml.CollectionStartEvent):
@@ -237,7 +243,7 @@ def parse(text: bytes | str, file: str) -> Document:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as err:
-            prefix = text[: err.start].decode("utf-8", "replace")
+            prefix = cast(bytes, text)[: err.start].decode("utf-8", "replace")
             line, column = _position(prefix, len(prefix))
             raise InputError([Problem(file, line, column, "", f"file is not valid UTF-8 (byte 0x{text[err.start]:02x})")]) from None
     try:
@@ -280,14 +286,22 @@ def load_plain(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-def load_all_plain(text: str) -> list[Any]:
+def load_all_plain(text: str) -> list[Manifest]:
     """Load a stream of trusted machine-made documents (kustomize output) quickly."""
     return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
 
 
+class _DumpOptions(TypedDict):
+    Dumper: type[_Dumper]
+    sort_keys: bool
+    default_flow_style: bool
+    width: int
+    allow_unicode: bool
+
+
 # The dumper's settings; the fast writer below reproduces exactly what they produce.
 _WIDTH = 100
-_DUMP_OPTIONS: dict[str, Any] = {
+_DUMP_OPTIONS: _DumpOptions = {
     "Dumper": _Dumper, "sort_keys": False, "default_flow_style": False, "width": _WIDTH, "allow_unicode": True,
 }
 

@@ -8,6 +8,7 @@ import os
 
 from ..apply import Cluster, apply_environment, summary
 from ..credentials import local_secrets_by_component
+from ..yamlio import Manifest
 from .common import add_build_arguments, add_project_arguments, add_source_arguments, built_environments, load_project, progress_printer
 
 
@@ -33,7 +34,7 @@ def add_kubeconfig_argument(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     env_plan = project.plan.environment(args.env or project.platform.default_environment)
-    extra = {}
+    extra: dict[str, list[Manifest]] = {}
     if env_plan.environment.secrets.backend == "local":
         extra, logins = local_secrets_by_component(project.plan, env_plan, project.root)
         for login in logins:

@@ -12,8 +12,12 @@ import io
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import add_build_arguments, add_project_arguments, add_source_arguments, build_cache
+
+if TYPE_CHECKING:
+    from ..checkrecord import CheckRecords
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
-def _records(args: argparse.Namespace):
+def _records(args: argparse.Namespace) -> CheckRecords | None:
     """The check records of this project and these arguments, or None when a check must always run."""
     from ..checkrecord import CheckRecords
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,7 +109,7 @@ def built_environments(project: Project, args: argparse.Namespace, env_plans: li
                                               tree, builder=builder)
 
 
-def progress_printer(label: str):
+def progress_printer(label: str) -> Callable[[str, int, int, float], None] | None:
     """A progress callback for terminals; None (quiet) when stderr is not a terminal."""
     if not sys.stderr.isatty():
         return None

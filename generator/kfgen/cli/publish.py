@@ -58,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{b.environment}: {b.branch} {state}, {b.files} files, {b.seconds:.1f}s")
         if report.push is not None and report.push.ok:
             print(f"pushed {', '.join(b.branch for b in report.branches)} to {report.push.remote}")
-    if failed:
+    if failed and report.push is not None:
         sys.stderr.write(f"kfgen publish: the push to {report.push.remote} was refused:\n{report.push.message}\n")
     return 1 if failed else 0
