@@ -60,7 +60,7 @@ _FORMAT_EXAMPLES = {
     "branch name template": "deploy/{env}",
 }
 # Strings tried, in order, for a string field of no named format: the first its pattern accepts.
-_STRING_CANDIDATES = ("example", "1h", "example.yaml.j2", "github.com/example/repo", "Example")
+_STRING_CANDIDATES = ("example", "1h", "https://example.com", "example.yaml.j2", "github.com/example/repo", "1", "Example")
 
 
 @dataclass(frozen=True)
