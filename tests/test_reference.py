@@ -1,5 +1,5 @@
 """The generated references in docs/ (kfgen.reference, `make docs`) match the schemas, the catalog and the CLI,
-and cover every field and flag."""
+cover every field and flag, and the project's Markdown links lead somewhere."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from kfgen import reference
 from kfgen.cli import COMMANDS, full_parser
 
 PROJECT = Path(__file__).resolve().parents[1]
+README_LIMIT = 12288
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -203,3 +204,46 @@ def test_the_cli_reference_does_not_depend_on_the_environment(monkeypatch: pytes
     text = reference.cli_reference(reference.cli_parser(), COMMANDS)
     assert "/home/someone" not in text
     assert text == generated[reference.CLI_REFERENCE]
+
+
+# Markdown of the project: README, guides, references
+
+def markdown_files() -> list[Path]:
+    files = [PROJECT / name for name in ("README.md", "CONTRIBUTING.md", "CHANGELOG.md", "bench/README.md")]
+    return [f for f in files if f.is_file()] + sorted((PROJECT / "docs").rglob("*.md"))
+
+
+def anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings (outside code blocks)."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        while slug in found:
+            slug += "-1"
+        found.add(slug)
+    return found
+
+
+def test_relative_links_resolve() -> None:
+    files = markdown_files()
+    assert PROJECT / "docs" / "spec-reference.md" in files and PROJECT / "docs" / "guides" / "gitops.md" in files
+    broken = []
+    for source in files:
+        text = re.sub(r"^```.*?^```", "", source.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+        text = re.sub(r"`[^`\n]*`", "", text)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            resolved = (source.parent / file_part).resolve() if file_part else source
+            if not resolved.exists():
+                broken.append(f"{source.relative_to(PROJECT)}: {target} (no such file)")
+            elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+                broken.append(f"{source.relative_to(PROJECT)}: {target} (no such heading)")
+    assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def test_readme_is_at_most_12_kib() -> None:
+    size = (PROJECT / "README.md").stat().st_size
+    assert size <= README_LIMIT, f"README.md is {size} bytes, over {README_LIMIT}: move detail into docs/"
