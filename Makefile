@@ -23,7 +23,7 @@ export KFGEN_SOURCE_CONTROLLER := $(TOOLS)/source-controller
 export KFGEN_KUSTOMIZE_CONTROLLER := $(TOOLS)/kustomize-controller
 export KFGEN_CERT_MANAGER_CONTROLLER := $(TOOLS)/cert-manager-controller
 
-.PHONY: run test bench tools lint typecheck render vendor build check clean
+.PHONY: run test bench tools lint typecheck render vendor build check clean docs
 
 run: $(KFGEN) tools
 	$(KFGEN) validate
@@ -153,6 +153,11 @@ CERT_MANAGER_VERSION = $(shell awk '$$1 == "github.com/cert-manager/cert-manager
 $(TOOLS)/cert-manager-controller: tools/cert-manager/main.go tools/cert-manager/go.mod tools/cert-manager/go.sum
 	cd tools/cert-manager && GOFLAGS=-mod=mod go build -trimpath \
 	  -ldflags='-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$(CERT_MANAGER_VERSION)' -o $@ .
+
+# docs/spec-reference.md, docs/catalog-reference.md and docs/cli-reference.md, from the schemas, the catalog and the
+# CLI's parser (generator/kfgen/reference.py); tests/test_reference.py fails when they are out of date.
+docs: $(KFGEN)
+	$(VENV)/bin/python -m kfgen.reference
 
 lint: $(KFGEN)
 	$(VENV)/bin/ruff check generator tests bench

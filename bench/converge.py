@@ -4,7 +4,7 @@ of `local` synced and healthy, against upstream's own install on the same kind o
 Each case runs on a fresh test cluster (tests/e2e: kube-apiserver, controller manager, scheduler, KWOK's
 fake nodes, the real cert-manager controller) with the real controller, Argo CD or Flux:
 
-- converge_bootstrap_<engine>_<source>: `kfgen publish`, then the README's bootstrap
+- converge_bootstrap_<engine>_<source>: `kfgen publish`, then the bootstrap of docs/guides/gitops.md
   (`kubectl apply -k gitops/local`), until every component is ready at the published commit;
 - converge_one_component_<engine>_<source>: on that converged cluster, a merged change of one
   component's replicas: `kfgen publish`, the controller's refresh hook, until every component is ready

@@ -112,7 +112,7 @@ def many_environments(count: int) -> dict:
 def render_time(bench: Bench, count: int, run: int) -> float:
     """One render of count environments into a new project folder.
 
-    The folders stay until the benchmark ends. On ext4 without a journal (the README's figures come from
+    The folders stay until the benchmark ends. On ext4 without a journal (bench/README.md's figures come from
     such a disk), the kernel will not reuse an inode freed in the last minutes and scans past every such
     inode for each file it creates: removing one run's 7,800 files made the next run take three to four
     times longer, which measured the removal, not the render."""

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 SCHEMA_DIR = SCHEMAS
 
 # What the schemas' recurring patterns mean, so that an error says what is wanted rather than a regex.
-_PATTERN_NAMES = {
+PATTERN_NAMES = {
     "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$":
         "a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
     "^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$":
@@ -115,8 +115,8 @@ def _describe(error: jsonschema.ValidationError, document: Document, prefix: tup
     if "propertyNames" in error.absolute_schema_path and isinstance(value, str):
         # The instance is a key of the mapping at path: point at the key itself.
         path, kind = path + (value,), f"name-{kind}"
-        if kind == "name-pattern" and wanted in _PATTERN_NAMES:
-            return [(path, f"the name {show(value)} is not {_PATTERN_NAMES[wanted]}")]
+        if kind == "name-pattern" and wanted in PATTERN_NAMES:
+            return [(path, f"the name {show(value)} is not {PATTERN_NAMES[wanted]}")]
         return [(path, f"the name {show(value)} is not allowed: {error.message}")]
     if kind == "additionalProperties" and isinstance(value, dict):
         known = sorted((schema.get("properties") or {}).keys())
@@ -142,7 +142,7 @@ def _describe(error: jsonschema.ValidationError, document: Document, prefix: tup
     if kind == "const":
         return [(path, f"expected {json.dumps(wanted)}, found {_found(value, document.source.get(prefix + path), typed=False)}")]
     if kind == "pattern":
-        name = _PATTERN_NAMES.get(wanted)
+        name = PATTERN_NAMES.get(wanted)
         if name:
             return [(path, f"{show(value, 80)} is not {name}")]
         return [(path, f"{show(value, 80)} does not match the expected form {wanted}")]

@@ -21,8 +21,8 @@ def cluster():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs this suite on two xdist workers (--dist loadgroup): the tests of a module share its
-    cluster, so they stay on one worker, unless a test names a group of its own (one per engine)."""
+    """With xdist (`-n 2 --dist loadgroup`; `make test` runs this suite in one process) the tests of a module
+    share its cluster, so they stay on one worker, unless a test names a group of its own (one per engine)."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))

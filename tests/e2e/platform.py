@@ -1,9 +1,9 @@
 """The shipped platform as a user runs it through GitOps, for the end-to-end scenarios.
 
 A `PlatformRepo` is a copy of the project's inputs in a git repository whose `main` is pushed to a
-GitServer; kfgen runs as the README tells users (render, vendor, commit, push, `kfgen publish --push`).
+GitServer; kfgen runs as docs/guides/gitops.md tells users (render, vendor, commit, push, `kfgen publish --push`).
 An `Engine` is the GitOps controller of a cluster (Argo CD or Flux) behind one small interface:
-bootstrap from the repository as the README says, read each component's state, ask for a refresh.
+bootstrap from the repository as that guide says, read each component's state, ask for a refresh.
 A `Recorder` samples the components' states while the platform converges, so a test can tell in
 which order they became ready and what was true of their objects at that moment.
 """
@@ -96,7 +96,7 @@ class PlatformRepo:
         return self.commit_and_publish(message)
 
     def commit_and_publish(self, message: str, commit: bool = True) -> str:
-        """render, vendor, commit and push main, then `kfgen publish --push origin`, as the README says.
+        """render, vendor, commit and push main, then `kfgen publish --push origin`, as docs/guides/gitops.md says.
         Returns the published head."""
         self.kfgen("render")
         self.kfgen("vendor")
@@ -165,7 +165,7 @@ class Engine:
         raise NotImplementedError
 
     def bootstrap(self, repo: PlatformRepo) -> None:
-        """What the README's bootstrap says once the controller runs: apply gitops/<env> from the repository."""
+        """What the bootstrap of docs/guides/gitops.md says once the controller runs: apply gitops/<env> from the repository."""
         self.cluster.kubectl("apply", "-k", str(repo.root / "gitops" / ENV))
 
     def objects(self) -> list[dict[str, Any]]:

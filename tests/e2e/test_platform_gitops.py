@@ -1,4 +1,4 @@
-"""The shipped platform synced from git by the real Argo CD and the real Flux, as the README tells users.
+"""The shipped platform synced from git by the real Argo CD and the real Flux, as docs/guides/gitops.md tells users.
 
 For each engine, on the `local` environment with all its components: (a) bootstrap to every component
 synced and healthy, in dependency order, each waiting for what it depends on to be really ready;
@@ -110,7 +110,7 @@ def _start(engine_name: str, workdir: Path, edit=None) -> Iterator[Deployment]:
 
 
 def bootstrap(deployment: Deployment, recorder: Recorder) -> None:
-    """The README's bootstrap, once the controller runs: the local credentials, then gitops/<env>."""
+    """The bootstrap of docs/guides/gitops.md, once the controller runs: the local credentials, then gitops/<env>."""
     repo, cluster = deployment.repo, deployment.cluster
     repo.kfgen("secrets", "--generate", "--env", ENV)
     cluster.kubectl("apply", "-f", str(repo.root / ".secrets" / f"{ENV}.yaml"))

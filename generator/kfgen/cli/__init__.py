@@ -119,3 +119,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     sys.exit(main())
+
+
+def full_parser() -> argparse.ArgumentParser:
+    """The parser with every verb's arguments, for the CLI reference (kfgen.reference). Unlike parser(),
+    it imports every verb's module."""
+    top = parser([])
+    for action in top._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                importlib.import_module(f"{__name__}.{name}").add_arguments(command)
+    return top
