@@ -155,7 +155,7 @@ $(TOOLS)/cert-manager-controller: tools/cert-manager/main.go tools/cert-manager/
 	  -ldflags='-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$(CERT_MANAGER_VERSION)' -o $@ .
 
 # docs/spec-reference.md, docs/catalog-reference.md and docs/cli-reference.md, from the schemas, the catalog and the
-# CLI's parser (generator/kfgen/reference.py); tests/test_reference.py fails when they are out of date.
+# CLI's parser (generator/kfgen/reference/); tests/test_reference.py fails when they are out of date.
 docs: $(KFGEN)
 	$(VENV)/bin/python -m kfgen.reference
 
