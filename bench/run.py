@@ -63,6 +63,7 @@ class Bench:
         """The shipped spec and catalog, vendored and rendered: what the check cases run on."""
         shutil.copytree(PROJECT / "components", self.project / "components")
         shutil.copytree(PROJECT / "policies", self.project / "policies")
+        shutil.copytree(PROJECT / "customizations", self.project / "customizations")
         shutil.copy2(PROJECT / "platform.yaml", self.project / "platform.yaml")
         self.kfgen("vendor")
         self.kfgen("render")

@@ -74,6 +74,7 @@ class TempProject:
         self._builder: Builder | None = None
         shutil.copytree(PROJECT / "components", root / "components")
         shutil.copytree(PROJECT / "policies", root / "policies")
+        shutil.copytree(PROJECT / "customizations", root / "customizations")  # the folders the shipped spec names
         self.write_spec(spec if spec is not None else shipped_spec())
 
     @property

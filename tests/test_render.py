@@ -18,7 +18,7 @@ def test_same_spec_gives_byte_identical_files(make_project):
     first, second = make_project(), make_project()
     assert first.kfgen("render").returncode == 0
     assert second.kfgen("render").returncode == 0
-    inputs = ("components/", "policies/")
+    inputs = ("components/", "policies/", "customizations/")
     snap_first = {k: v for k, v in tree_snapshot(first.root).items() if not k.startswith(inputs)}
     snap_second = {k: v for k, v in tree_snapshot(second.root).items() if not k.startswith(inputs)}
     assert snap_first == snap_second

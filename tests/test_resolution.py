@@ -86,6 +86,8 @@ def test_dependency_order_puts_providers_first():
         position = {p.name: i for i, p in enumerate(env.components)}
         for planned in env.components:
             for dependency in planned.component.depends_on:
+                if env.environment.components[dependency].provided:
+                    continue  # the cluster has it before the platform
                 assert position[dependency] < position[planned.name]
                 wave = next(p.wave for p in env.components if p.name == dependency)
                 assert wave < planned.wave

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 # What the build reads. The wheel is built from a copy of them, so the build leaves nothing in the checkout.
 BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "generator", "schemas", "prerequisites")
 # What a project of kfgen's users holds: no schemas, which must come from the installed package.
-PROJECT_INPUTS = ("platform.yaml", "components", "policies")
+PROJECT_INPUTS = ("platform.yaml", "components", "policies", "customizations")
 NOT_BUILD_INPUTS = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 

@@ -324,10 +324,11 @@ def _needs_direct_build(files: list[tuple[str, bytes]]) -> bool:
 
 
 def _outside_resources(folder: Path, files: list[tuple[str, bytes]]) -> list[Path]:
-    """Resource folders an overlay names besides its base (they live elsewhere in the project)."""
+    """Resource and kustomize Component folders an overlay names besides its base (they live elsewhere in
+    the project: SOPS folders, the user's customizations)."""
     kustomization: Manifest = load_plain(dict(files).get("kustomization.yaml", b"").decode("utf-8")) or {}
-    return [(folder / r).resolve() for r in kustomization.get("resources") or []
-            if r.startswith("../") and r != f"../../../base/{folder.name}"]
+    named = [*(kustomization.get("resources") or []), *(kustomization.get("components") or [])]
+    return [(folder / r).resolve() for r in named if r.startswith("../") and r != f"../../../base/{folder.name}"]
 
 
 def _weight(planned: PlannedComponent) -> int:

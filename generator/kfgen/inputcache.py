@@ -96,7 +96,7 @@ def spec_key(spec: Path, display: str, catalog: str) -> str | None:
 # project's build cache (which already holds the kustomize output that kfgen trusts and applies),
 # only after its sha256 frame matched, and by an unpickler that constructs nothing but these
 # dataclasses and paths.
-_MODEL_MODULES = ("kfgen.catalog", "kfgen.spec")
+_MODEL_MODULES = ("kfgen.catalog", "kfgen.errors", "kfgen.spec")
 _Model = TypeVar("_Model", Catalog, Platform)  # what an entry holds
 
 
@@ -182,6 +182,14 @@ def _stored(cache: BuildCache | None, key: str | None, root: Path, kind: type[_M
     return None if body is None else _loads(body, root, kind)
 
 
+def _customizations_present(platform: Platform, root: Path) -> bool:
+    """Whether the customization folders of a stored spec are still usable (they are not part of its key)."""
+    from .resolve import customization_problem
+
+    folders = {f for env in platform.environments for config in env.components.values() for f in config.customizations}
+    return all(customization_problem(folder, root) is None for folder in sorted(folders))
+
+
 def load_inputs(components: Path, spec: Path, display: str, cache: BuildCache | None) -> Inputs:
     """The catalog in components/ and the spec at spec, from the cache when their inputs are unchanged."""
     unsaved = []
@@ -196,6 +204,8 @@ def load_inputs(components: Path, spec: Path, display: str, cache: BuildCache | 
             key = None  # nor may anything loaded against this catalog be kept under it
     keyed_spec = spec_key(spec, display, key) if key else None
     platform = _stored(cache, keyed_spec, components, Platform)
+    if platform is not None and not _customizations_present(platform, spec.parent):
+        platform = None  # a folder the spec names went missing: loading afresh says where
     if platform is None:
         platform = load_platform(spec, catalog, display)
         if keyed_spec and key and spec_key(spec, display, key) == keyed_spec:

@@ -20,6 +20,7 @@ from .catalog import Component, Hardening
 from .credentials import RequiredSecret, external_secret, required_secrets
 from .gitops import gitops_documents
 from .identity import identity_context
+from .placement import scheduling_patch
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .spec import Profile
@@ -165,7 +166,7 @@ def environment_shared(plan: Plan, env_plan: EnvironmentPlan) -> EnvironmentShar
             "name": env.name, "stage": env.stage, "domain": env.domain,
             "cluster": {"name": env.cluster.name, "provider": env.cluster.provider, "server": env.cluster.server},
             "tls": {"mode": env.tls.mode, "acmeEmail": env.tls.acme_email, "acmeServer": env.tls.acme_server,
-                    "secretName": env.tls.secret_name},
+                    "secretName": env.tls.secret_name, "clusterIssuer": env.tls.cluster_issuer, "dns01": env.tls.dns01},
             "sizing": {"replicas": env.sizing.replicas, "highAvailability": env.sizing.high_availability},
             "registryMirror": env.registry_mirror,
         },
@@ -205,6 +206,7 @@ class _Overlay:
         self.source = source
         self.files: dict[str, bytes] = {}
         self.resources: list[str] = []
+        self.components: list[str] = []
         self.patches: list[dict[str, Any]] = []
         self.replacements: list[dict[str, Any]] = []
         self.images: list[dict[str, str]] = []
@@ -225,6 +227,7 @@ class _Overlay:
     def finish(self, base: str | None) -> dict[str, bytes]:
         document = _kustomization(
             resources=([base] if base else []) + self.resources,
+            components=self.components,
             patches=self.patches,
             replacements=self.replacements,
             images=sorted(self.images, key=lambda i: i["name"]),
@@ -314,6 +317,11 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
         else:
             overlay.add_patch(name, documents, dict(patch.target or {}))
     _sizing(overlay, planned, env_plan, plan.platform.kubeflow_version)
+    scheduling = scheduling_patch(planned.config.scheduling.over(env_plan.environment.scheduling))
+    if scheduling:
+        overlay.add_patch("scheduling.yaml", [scheduling[0]], scheduling[1])
+    # The user's own kustomize Components, applied to upstream's objects before the overlay's patches.
+    overlay.components.extend(os.path.relpath(folder, overlay.folder) for folder in planned.config.customizations)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version)
     _credentials(overlay, env_plan, shared, planned)
     exceptions = mesh_exceptions(component, env_plan)

@@ -10,6 +10,7 @@ every broken one is reported at once, located in the spec.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
@@ -27,22 +28,70 @@ from .spec import (
     Identity,
     Platform,
     Profile,
+    Scheduling,
     Secrets,
     SecretStore,
     Sizing,
     StaticUser,
     Tls,
+    TopologySpread,
     validated,
 )
 from .yamlio import Document
 
 _DISABLED = ComponentConfig(False, None, {}, (), {})
+# Folders kfgen writes or fills: a customization kept there would be overwritten or never committed.
+GENERATED_FOLDERS = ("base", "overlays", "gitops", "vendor", "rendered", "build", ".kfgen", ".secrets", "components")
+# The fields of each ACME DNS-01 provider, and those it needs.
+DNS01_FIELDS = {"region": ("route53",), "hostedZoneID": ("route53",), "role": ("route53",), "project": ("cloudDNS",),
+                "subscriptionID": ("azureDNS",), "resourceGroupName": ("azureDNS",), "hostedZoneName": ("azureDNS",),
+                "managedIdentityClientID": ("azureDNS",)}
+DNS01_REQUIRED = {"route53": ("region",), "cloudDNS": ("project",), "azureDNS": ("subscriptionID", "resourceGroupName")}
 # Connector configuration fields that hold secrets: never in the spec.
 SECRET_FIELDS = {"clientSecret", "bindPW", "password", "secret", "privateKey", "token", "hash", "passwordHash"}
 
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def scheduling(data: dict[str, Any] | None) -> Scheduling:
+    """The typed form of a validated `scheduling` mapping."""
+    if not data:
+        return Scheduling()
+    spread = data.get("topologySpread")
+    return Scheduling(
+        node_selector=dict(data.get("nodeSelector") or {}),
+        tolerations=tuple(data["tolerations"]) if "tolerations" in data else None,
+        affinity=dict(data.get("affinity") or {}),
+        topology_spread=TopologySpread(spread.get("topologyKey", "topology.kubernetes.io/zone"), spread.get("maxSkew", 1),
+                                       spread.get("whenUnsatisfiable", "ScheduleAnyway")) if spread is not None else None,
+        priority_class_name=data.get("priorityClassName"),
+    )
+
+
+def customization_problem(folder: str, root: Path | None) -> str | None:
+    """Why folder (relative to the project root) cannot be a customization, or None."""
+    parts = folder.split("/")
+    if any(part in (".", "..") for part in parts):
+        return "write the folder's path inside the project, without '.' or '..' parts"
+    if parts[0] in GENERATED_FOLDERS:
+        return f"{parts[0]}/ is kfgen's own (generated or fetched); keep customizations in a folder of yours, such as customizations/"
+    if root is None:
+        return None
+    directory = root / folder
+    if not directory.is_dir():
+        return "no such folder in the project"
+    found = [directory / name for name in ("kustomization.yaml", "kustomization.yml", "Kustomization") if (directory / name).is_file()]
+    if not found:
+        return "the folder has no kustomization.yaml (a kustomize Component: kind Component)"
+    from .yamlio import load_file  # only specs with customizations read them
+
+    kind = (load_file(found[0], f"{folder}/{found[0].name}").data or {}).get("kind")
+    if kind != "Component":
+        return (f"its {found[0].name} is of kind {kind!r}; a customization is a kustomize Component "
+                "(apiVersion kustomize.config.k8s.io/v1alpha1, kind Component)")
+    return None
 
 
 def deep_merge(base: Any, override: Any) -> Any:
@@ -56,9 +105,10 @@ def deep_merge(base: Any, override: Any) -> Any:
 
 
 class _Resolver:
-    def __init__(self, document: Document, catalog: Catalog):
+    def __init__(self, document: Document, catalog: Catalog, root: Path | None = None):
         self.document = document
         self.catalog = catalog
+        self.root = root  # the project folder, where customizations are looked up; None: not looked up
         self.problems: list[Problem] = []
 
     def fail(self, path: tuple[Any, ...], message: str) -> None:
@@ -93,7 +143,8 @@ class _Resolver:
         for name, config in sorted(components.items()):
             if config.enabled:
                 for dependency in self.catalog.components[name].depends_on:
-                    if not components.get(dependency, _DISABLED).enabled:
+                    other = components.get(dependency, _DISABLED)
+                    if not (other.enabled or other.provided):
                         needed_by.setdefault(dependency, []).append(name)
         for dependency, dependents in needed_by.items():
             if "enabled" in (env_layer.get(dependency) or {}):
@@ -105,7 +156,8 @@ class _Resolver:
             if disabled_at is not None:
                 names = _and([repr(n) for n in dependents])
                 self.fail(disabled_at, f"{dependency!r} is disabled in environment {env_name!r}, but {names} "
-                                       f"depend{'s' if len(dependents) == 1 else ''} on it")
+                                       f"depend{'s' if len(dependents) == 1 else ''} on it (if the cluster runs it already, "
+                                       "write provided: true instead)")
                 continue
             for name in dependents:
                 where = path + ("components", name) if name in env_layer else ("components", name) if name in platform_layer else path
@@ -133,15 +185,34 @@ class _Resolver:
             for layer in (platform_layer.get(name), env_layer.get(name)):
                 if layer:
                     merged = deep_merge(merged, layer)
+            where = path + ("components", name) if name in env_layer else ("components", name)
+            provided = bool(merged.get("provided", False))
+            provided_at = None
+            if provided:
+                written = path + ("components", name) if "provided" in (env_layer.get(name) or {}) else ("components", name)
+                provided_at = self.document.problem(written + ("provided",), "")
+                explicit = [p for p, layer in ((("components", name), platform_layer.get(name)), (path + ("components", name), env_layer.get(name)))
+                            if (layer or {}).get("enabled") is True]
+                for at in explicit:
+                    self.fail(at + ("enabled",), f"{name!r} is provided by the cluster in environment {env['name']!r}, so kfgen does "
+                                                 "not install it: remove enabled: true, or provided: true")
+                merged["enabled"] = False
+            for index, folder in enumerate(merged.get("customizations") or ()):
+                unusable = customization_problem(folder, self.root)
+                if unusable:
+                    self.fail(where + ("customizations", index), f"{folder!r}: {unusable}")
             components[name] = ComponentConfig(
                 enabled=merged["enabled"],
                 replicas=merged.get("replicas"),
                 resources=merged.get("resources") or {},
                 images=tuple(merged.get("images") or ()),
                 settings=merged["settings"],
+                scheduling=scheduling(merged.get("scheduling")),
+                customizations=tuple(merged.get("customizations") or ()),
+                provided=provided,
+                provided_at=provided_at,
             )
             if merged["enabled"]:
-                where = path + ("components", name) if name in env_layer else ("components", name)
                 for problem in validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",)):
                     self.problems.append(problem)
         self._check_dependencies(path, env["name"], components, platform_layer, env_layer)
@@ -155,8 +226,14 @@ class _Resolver:
                 self.fail(path + ("tls", key), f"{key} applies only to tls mode 'acme', not {tls['mode']!r}")
         if "secretName" in tls and tls["mode"] != "secret":
             self.fail(path + ("tls", "secretName"), f"secretName applies only to tls mode 'secret', not {tls['mode']!r}")
-        if tls["mode"] in ("self-signed", "acme") and not components.get("cert-manager", _DISABLED).enabled:
-            self.fail(path + ("tls", "mode"), f"tls mode {tls['mode']!r} needs the cert-manager component enabled")
+        self.check_issuers(path + ("tls",), tls)
+        cert_manager = components.get("cert-manager", _DISABLED)
+        if tls["mode"] in ("self-signed", "acme", "clusterIssuer") and not (cert_manager.enabled or cert_manager.provided):
+            self.fail(path + ("tls", "mode"), f"tls mode {tls['mode']!r} needs the cert-manager component enabled (or provided)")
+        elif tls["mode"] == "self-signed" and cert_manager.provided:
+            self.fail(path + ("tls", "mode"), "tls mode 'self-signed' signs with the kubeflow-self-signing-issuer ClusterIssuer that the "
+                                              "cert-manager component installs, and this environment's cert-manager is provided: use "
+                                              "mode 'clusterIssuer' with the name of an issuer your cluster has")
         sizing = env.get("sizing") or {}
         replicas = sizing.get("replicas", 1)
         if sizing.get("highAvailability") and replicas < 2:
@@ -172,14 +249,35 @@ class _Resolver:
             stage=env.get("stage", "development"),
             cluster=Cluster(cluster["name"], cluster["provider"], cluster.get("server")),
             domain=env["domain"],
-            tls=Tls(tls["mode"], tls.get("acmeEmail"), tls.get("acmeServer"), tls.get("secretName")),
+            tls=Tls(tls["mode"], tls.get("acmeEmail"), tls.get("acmeServer"), tls.get("secretName"), tls.get("clusterIssuer"),
+                    dict(tls["dns01"]) if "dns01" in tls else None),
             sizing=Sizing(replicas, bool(sizing.get("highAvailability", False)), sizing.get("resources") or {}),
             registry_mirror=env.get("registryMirror"),
             components=components,
             profiles=env_profiles,
             secrets=secrets,
             identity=identity,
+            scheduling=scheduling(env.get("scheduling")),
         )
+
+    def check_issuers(self, path: tuple[Any, ...], tls: dict[str, Any]) -> None:
+        """An existing ClusterIssuer is named in its mode only; a DNS-01 solver has its provider's fields only."""
+        if tls["mode"] == "clusterIssuer" and not tls.get("clusterIssuer"):
+            self.fail(path, "tls mode 'clusterIssuer' needs clusterIssuer (the name of the cluster's ClusterIssuer)")
+        if "clusterIssuer" in tls and tls["mode"] != "clusterIssuer":
+            self.fail(path + ("clusterIssuer",), f"clusterIssuer applies only to tls mode 'clusterIssuer', not {tls['mode']!r}")
+        dns01 = tls.get("dns01")
+        if dns01 is None:
+            return
+        if tls["mode"] != "acme":
+            self.fail(path + ("dns01",), f"dns01 answers ACME challenges: it applies only to tls mode 'acme', not {tls['mode']!r}")
+        provider = dns01["provider"]
+        for key in sorted(dns01):
+            if key != "provider" and provider not in DNS01_FIELDS[key]:
+                self.fail(path + ("dns01", key), f"{key} applies only to provider {' or '.join(DNS01_FIELDS[key])}, not {provider!r}")
+        for key in DNS01_REQUIRED[provider]:
+            if key not in dns01:
+                self.fail(path + ("dns01",), f"provider {provider!r} needs {key}")
 
     def profiles(self, path: tuple[Any, ...], env: dict[str, Any], profiles: list[dict[str, Any]]) -> tuple[Profile, ...]:
         """The platform's profiles present in this environment, with the environment's changes applied."""
@@ -281,10 +379,11 @@ class _Resolver:
         )
 
 
-def resolve(document: Document, catalog: Catalog) -> Platform:
-    """Validate a loaded spec against the schema and the catalog; return the resolved platform."""
+def resolve(document: Document, catalog: Catalog, root: Path | None = None) -> Platform:
+    """Validate a loaded spec against the schema and the catalog; return the resolved platform. root is
+    the project folder, where the customizations the spec names must be (None: not looked for)."""
     data = validated(document)
-    resolver = _Resolver(document, catalog)
+    resolver = _Resolver(document, catalog, root)
     release = data["kubeflow"]["version"]
     if release not in catalog.kubernetes_versions:
         resolver.fail(("kubeflow", "version"), f"unsupported Kubeflow release {release!r}; the catalog supports: {', '.join(catalog.releases)}")

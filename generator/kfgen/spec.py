@@ -9,9 +9,41 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
-from .errors import SpecError
+from .errors import Problem, SpecError
 from .schemas import did_you_mean, validate
 from .yamlio import Document, load_file
+
+
+@dataclass(frozen=True)
+class TopologySpread:
+    topology_key: str
+    max_skew: int
+    when_unsatisfiable: str
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """Where pods run: each field None (or empty) keeps upstream's placement."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] | None = None
+    affinity: dict[str, Any] = field(default_factory=dict)
+    topology_spread: TopologySpread | None = None
+    priority_class_name: str | None = None
+
+    def over(self, fallback: Scheduling) -> Scheduling:
+        """This scheduling, with fallback's value for each field this one leaves out."""
+        return Scheduling(
+            node_selector=self.node_selector or fallback.node_selector,
+            tolerations=self.tolerations if self.tolerations is not None else fallback.tolerations,
+            affinity=self.affinity or fallback.affinity,
+            topology_spread=self.topology_spread or fallback.topology_spread,
+            priority_class_name=self.priority_class_name or fallback.priority_class_name,
+        )
+
+    @property
+    def empty(self) -> bool:
+        return self == Scheduling()
 
 
 @dataclass(frozen=True)
@@ -23,6 +55,10 @@ class ComponentConfig:
     resources: dict[str, Any]
     images: tuple[dict[str, str], ...]
     settings: dict[str, Any]
+    scheduling: Scheduling = Scheduling()
+    customizations: tuple[str, ...] = ()  # kustomize Component folders, relative to the project
+    provided: bool = False  # the cluster runs it already: not installed, its dependents satisfied
+    provided_at: Problem | None = None  # where the spec says so, for errors found later (a message to fill in)
 
 
 @dataclass(frozen=True)
@@ -38,6 +74,8 @@ class Tls:
     acme_email: str | None = None
     acme_server: str | None = None
     secret_name: str | None = None
+    cluster_issuer: str | None = None
+    dns01: dict[str, str] | None = None  # the ACME DNS-01 solver's provider and its fields, as written
 
 
 @dataclass(frozen=True)
@@ -124,10 +162,21 @@ class Environment:
     profiles: tuple[Profile, ...]
     secrets: Secrets = Secrets("existing")
     identity: Identity = Identity("dex")
+    scheduling: Scheduling = Scheduling()
 
     @property
     def enabled(self) -> list[str]:
         return sorted(name for name, config in self.components.items() if config.enabled)
+
+    @property
+    def provided(self) -> list[str]:
+        """Components the cluster runs already."""
+        return sorted(name for name, config in self.components.items() if config.provided)
+
+    def available(self, name: str) -> bool:
+        """Whether component name is there for others to use: installed, or provided by the cluster."""
+        config = self.components.get(name)
+        return config is not None and (config.enabled or config.provided)
 
 
 @dataclass(frozen=True)
@@ -194,4 +243,4 @@ def load_platform(path: Path, catalog: Catalog, display: str | None = None) -> P
     """platform.yaml at path, validated and resolved against the catalog; display is the name errors give it."""
     from .resolve import resolve  # it builds this module's dataclasses, so it imports this module: import it when used
 
-    return resolve(load_file(path, display or path.name), catalog)
+    return resolve(load_file(path, display or path.name), catalog, path.parent)

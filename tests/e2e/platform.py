@@ -60,7 +60,7 @@ class PlatformRepo:
 
     def create(self, edit: Callable[[dict[str, Any]], None] | None = None) -> PlatformRepo:
         self.root.mkdir(parents=True)
-        for folder in ("components", "policies"):
+        for folder in ("components", "policies", "customizations"):
             shutil.copytree(PROJECT / folder, self.root / folder)
         shutil.copy(PROJECT / ".gitignore", self.root / ".gitignore")
         spec = yaml.safe_load((PROJECT / "platform.yaml").read_text(encoding="utf-8"))

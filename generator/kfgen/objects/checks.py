@@ -21,7 +21,7 @@ from ..objectkey import ObjectKey, split_api_version
 from ..plan import Plan
 from .builtin import KubernetesSchemas, clear_builtin_caches, kubernetes_schemas
 from .compiled import Errors, flatten, format_path, show
-from .crds import CONTROLLER, PREREQUISITE, CrdIndex, clear_crd_caches, compile_crd_schema, load_prerequisite_crds
+from .crds import CONTROLLER, PREREQUISITE, PROVIDED, CrdIndex, clear_crd_caches, compile_crd_schema, load_prerequisite_crds
 from .findings import EnvironmentReport, Finding, Violation
 
 # Namespaces every cluster has; objects may live there without the environment creating them.
@@ -152,21 +152,22 @@ def check_environment(
     controller_crds: Sequence[dict[str, Any]] = (),
     gitops_objects: Sequence[dict[str, Any]] = (),
     known: Mapping[str, tuple[Violation, ...]] | None = None,
+    provided_crds: Sequence[dict[str, Any]] = (),
 ) -> EnvironmentReport:
     """Every check on one environment's built objects (and the GitOps objects that deploy it).
 
     known holds schema verdicts from an earlier check (EnvironmentReport.verdicts): objects whose digest
-    it holds are not validated again."""
+    it holds are not validated again. provided_crds are those of the components the cluster provides."""
     started = time.perf_counter()
     env = build.environment
     prerequisite_crds = load_prerequisite_crds(prerequisite_files(plan.environment(env).environment))
     kubernetes = kubernetes_schemas(plan.platform.kubernetes_version)
     owned: list[tuple[str, dict[str, Any]]] = [(c.name, obj) for c in build.components for obj in c.objects]
     crds = CrdIndex([(name, obj) for name, obj in owned if is_crd(obj)] + [(CONTROLLER, crd) for crd in controller_crds]
-                    + [(PREREQUISITE, crd) for crd in prerequisite_crds])
+                    + [(PREREQUISITE, crd) for crd in prerequisite_crds] + [(PROVIDED, crd) for crd in provided_crds])
     validator = Validator(kubernetes, crds)
     findings: list[Finding] = []
-    digests = _object_digests(build, owned, kubernetes, [*controller_crds, *prerequisite_crds], gitops_objects)
+    digests = _object_digests(build, owned, kubernetes, [*controller_crds, *prerequisite_crds, *provided_crds], gitops_objects)
     known = known or {}
     verdicts: dict[str, tuple[Violation, ...]] = {}
 
@@ -218,8 +219,8 @@ def check_environment(
             if component == GITOPS_COMPONENT or kubernetes.is_builtin(group, kind):
                 continue
             crd = crds.find(group, kind)
-            if crd is None or crd.component == PREREQUISITE:
-                continue  # no CRD at all is already a schema finding; prerequisites come before the platform
+            if crd is None or crd.component in (PREREQUISITE, PROVIDED):
+                continue  # no CRD at all is already a schema finding; prerequisites and provided components come first
             if component not in closure:
                 closure[component] = _dependencies(plan.catalog, component)
             if crd.component not in closure[component]:

@@ -24,6 +24,7 @@ from .compiled import Check, Errors, FieldPath, accept, enum_check, flatten, for
 # operator the cluster runs before the platform (prerequisites/), whose CRDs every component may use.
 CONTROLLER = "(gitops controller)"
 PREREQUISITE = "(cluster prerequisite)"
+PROVIDED = "(provided by the cluster)"
 
 
 class _CrdCompiler:

@@ -22,6 +22,7 @@ from ..sources import SourceCache
 from .checks import check_environment, code_digest
 from .controllers import controller_crd_files, controller_crds, gitops_objects
 from .findings import EnvironmentReport, Finding, Violation
+from .provided import provided_crds
 
 
 @dataclass
@@ -35,14 +36,14 @@ class SharedVerdicts:
 
 
 def _report_key(plan: Plan, env_plan: EnvironmentPlan, build: EnvironmentBuild, gitops: list[dict[str, Any]],
-                crd_files: list[Path]) -> str | None:
+                crd_files: list[Path], provided: str) -> str | None:
     """Everything a report depends on: the checks' code, the objects (by build key), the schemas' inputs."""
     if not all(c.key for c in build.components):
         return None
     graph = {p.name: list(p.component.depends_on) for p in env_plan.components}
     return digest_text("check", code_digest().hex(), plan.platform.kubernetes_version,
                        json.dumps([c.key for c in build.components]), json.dumps(graph, sort_keys=True),
-                       json.dumps(gitops, sort_keys=True), *(hashlib.sha256(p.read_bytes()).hexdigest() for p in crd_files))
+                       json.dumps(gitops, sort_keys=True), provided, *(hashlib.sha256(p.read_bytes()).hexdigest() for p in crd_files))
 
 
 def checked_environment(plan: Plan, root: Path, env_plan: EnvironmentPlan, build: EnvironmentBuild, sources: SourceCache,
@@ -52,7 +53,8 @@ def checked_environment(plan: Plan, root: Path, env_plan: EnvironmentPlan, build
     gitops = gitops_objects(plan, env_plan)
     engine = plan.platform.gitops.engine
     prerequisites = prerequisite_files(env_plan.environment)
-    key = _report_key(plan, env_plan, build, gitops, controller_crd_files(engine, sources) + prerequisites) if cache else None
+    provided = provided_crds(plan, env_plan, sources, cache)
+    key = _report_key(plan, env_plan, build, gitops, controller_crd_files(engine, sources) + prerequisites, provided.digest) if cache else None
     stored = cache.get(key) if cache and key else None
     if stored is not None:
         data = json.loads(stored)
@@ -64,7 +66,7 @@ def checked_environment(plan: Plan, root: Path, env_plan: EnvironmentPlan, build
     known_key = digest_text("object-verdicts", str(root), env_plan.name)
     stored = cache.get(known_key) if cache else None
     known = {digest: tuple(Violation(*v) for v in found) for digest, found in json.loads(stored).items()} if stored else {}
-    report = check_environment(build, plan, shared.controller_crds, gitops, {**known, **shared.verdicts})
+    report = check_environment(build, plan, shared.controller_crds, gitops, {**known, **shared.verdicts}, provided.crds)
     shared.verdicts.update(report.verdicts)
     if cache and key:
         cache.put(key, json.dumps({"environment": report.environment, "objects": report.objects,
