@@ -113,9 +113,20 @@ def spec_for_release(release: str, all_components: bool = False) -> dict[str, An
     if all_components:
         catalog = load_catalog(PROJECT / "components")
         spec["components"] = {name: {"enabled": True} for name, c in catalog.components.items() if release in c.releases}
+        for env in spec["environments"]:  # every component installed: none is the cluster's own
+            for config in (env.get("components") or {}).values():
+                config.pop("provided", None)
     return spec
 
 
 def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
     group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
     return (group, obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+
+def provided_crds_of(plan: Any, env: str) -> tuple[dict[str, Any], ...]:
+    """The CRDs of the components environment env's cluster provides, from the source caches."""
+    from kfgen.objects.provided import provided_crds
+    from kfgen.sources import SourceCache
+
+    return provided_crds(plan, plan.environment(env), SourceCache(source_cache_dirs())).crds

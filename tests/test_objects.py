@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
-from helpers import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
+from helpers import PROJECT, TempProject, provided_crds_of, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.build import EnvironmentBuild
 from kfgen.catalog import load_catalog
 from kfgen.errors import InputError
@@ -75,7 +75,8 @@ def test_every_environment_has_no_findings(built, release, env):
     spec = spec_for_release(release)
     plan = _plan(spec)
     build = built(release, env)
-    report = check_environment(build, plan, _controller_crds(spec["gitops"]["engine"]), gitops_objects(plan, plan.environment(env)))
+    report = check_environment(build, plan, _controller_crds(spec["gitops"]["engine"]), gitops_objects(plan, plan.environment(env)),
+                               provided_crds=provided_crds_of(plan, env))
     assert report.findings == (), "\n".join(f.format() for f in report.findings)
     assert report.objects == len(build.objects) + len(gitops_objects(plan, plan.environment(env))) > 600
 
@@ -239,7 +240,7 @@ def test_gitops_objects_are_checked_with_the_controller_crds(local, plan):
 def test_check_objects_sorts_findings_of_several_environments(built, plan):
     bad = {"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "w"}}
     builds = [_with(built("26.03", env), "pipelines", bad) for env in ("staging", "local")]
-    findings = check_objects(builds, plan)
+    findings = check_objects(builds, plan, provided_crds={"staging": provided_crds_of(plan, "staging")})
     assert [(f.environment, f.kind) for f in findings] == [("local", "Widget"), ("staging", "Widget")]
 
 

@@ -239,9 +239,12 @@ def check_objects(
     plan: Plan,
     controller_crds: Sequence[dict[str, Any]] = (),
     gitops_objects: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+    provided_crds: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> list[Finding]:
-    """Every finding of every given environment, sorted."""
+    """Every finding of every given environment, sorted. provided_crds: by environment, the CRDs of the
+    components its cluster provides."""
     findings: list[Finding] = []
     for build in builds:
-        findings.extend(check_environment(build, plan, controller_crds, (gitops_objects or {}).get(build.environment, ())).findings)
+        findings.extend(check_environment(build, plan, controller_crds, (gitops_objects or {}).get(build.environment, ()),
+                                          provided_crds=(provided_crds or {}).get(build.environment, ())).findings)
     return sorted(findings)
