@@ -123,6 +123,19 @@ class Hardening:
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """Another component this one needs while one of its settings has one of some values."""
+
+    component: str
+    setting: str
+    values: tuple[Any, ...]
+    reason: str
+
+    def applies(self, settings: dict[str, Any]) -> bool:
+        return settings.get(self.setting) in self.values
+
+
+@dataclass(frozen=True)
 class Component:
     name: str
     description: str
@@ -137,6 +150,11 @@ class Component:
     file: str
     secrets: tuple[CatalogSecret, ...] = ()
     hardening: Hardening = Hardening()
+    requires: tuple[Requirement, ...] = ()
+
+    def needs(self, settings: dict[str, Any]) -> tuple[str, ...]:
+        """What must be applied first with these settings: dependsOn, and the requirements that apply."""
+        return self.depends_on + tuple(r.component for r in self.requires if r.applies(settings) and r.component not in self.depends_on)
 
     def secrets_in(self, release: str) -> tuple[CatalogSecret, ...]:
         return tuple(s for s in self.secrets if not s.releases or release in s.releases)
@@ -215,7 +233,11 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
             for secret in data.get("secrets") or ()
         ),
         hardening=_hardening(data.get("hardening") or {}, data["namespace"]),
+        requires=tuple(Requirement(r["component"], r["setting"], tuple(r["in"]), r["reason"]) for r in data.get("requires") or ()),
     )
+    for index, requirement in enumerate(component.requires):
+        if requirement.setting not in (data["settings"].get("properties") or {}):
+            problems.append(document.problem(("requires", index, "setting"), f"no setting {requirement.setting!r} in this entry's settings"))
     return component, problems
 
 
@@ -257,6 +279,9 @@ def load_catalog(root: Path) -> Catalog:
         for index, dependency in enumerate(component.depends_on):
             if dependency not in components:
                 problems.append(Problem(component.file, 0, 0, f"dependsOn[{index}]", f"unknown component {dependency!r}"))
+        for index, requirement in enumerate(component.requires):
+            if requirement.component not in components:
+                problems.append(Problem(component.file, 0, 0, f"requires[{index}].component", f"unknown component {requirement.component!r}"))
     if problems:
         raise CatalogError(problems)
     return Catalog(components, releases)

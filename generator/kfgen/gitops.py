@@ -362,7 +362,6 @@ def _may_create(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent
 
 def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedComponent) -> Manifest:
     gitops = plan.platform.gitops
-    enabled = {p.name for p in env_plan.components}
     spec: dict[str, Any] = {
         "interval": "10m",
         "retryInterval": "1m",
@@ -375,7 +374,7 @@ def flux_kustomization(plan: Plan, env_plan: EnvironmentPlan, planned: PlannedCo
         "wait": True,
         "sourceRef": {"kind": "GitRepository", "name": f"{plan.platform.name}-{env_plan.name}"},
     }
-    depends = [f"{env_plan.name}-{d}" for d in planned.component.depends_on if d in enabled]
+    depends = [f"{env_plan.name}-{d}" for d in planned.needs]
     if depends:
         spec["dependsOn"] = [{"name": name} for name in depends]
     if _may_create(plan, env_plan, planned, CERT_MANAGER_GROUP):

@@ -12,9 +12,8 @@ def mermaid(env_plan: EnvironmentPlan) -> str:
         lines.append(f"  subgraph wave{wave}[wave {wave}]")
         lines.extend(f"    {p.name}" for p in env_plan.components if p.wave == wave)
         lines.append("  end")
-    enabled = {p.name for p in env_plan.components}
     for planned in env_plan.components:
-        lines.extend(f"  {d} --> {planned.name}" for d in planned.component.depends_on if d in enabled)
+        lines.extend(f"  {d} --> {planned.name}" for d in planned.needs)
     return "\n".join(lines) + "\n"
 
 
@@ -23,7 +22,6 @@ def dot(env_plan: EnvironmentPlan) -> str:
     for wave in sorted({p.wave for p in env_plan.components}):
         names = " ".join(f'"{p.name}";' for p in env_plan.components if p.wave == wave)
         lines.append(f'  subgraph "cluster_wave{wave}" {{ label="wave {wave}"; {names} }}')
-    enabled = {p.name for p in env_plan.components}
     for planned in env_plan.components:
-        lines.extend(f'  "{d}" -> "{planned.name}";' for d in planned.component.depends_on if d in enabled)
+        lines.extend(f'  "{d}" -> "{planned.name}";' for d in planned.needs)
     return "\n".join(lines) + "\n}\n"

@@ -20,6 +20,7 @@ class PlannedComponent:
     component: Component
     config: ComponentConfig
     wave: int
+    needs: tuple[str, ...] = ()  # the installed components it is applied after, in this environment
 
     @property
     def name(self) -> str:
@@ -110,15 +111,18 @@ def waves(graph: dict[str, tuple[str, ...]], order: list[str]) -> dict[str, int]
 
 
 def make_plan(platform: Platform, catalog: Catalog) -> Plan:
-    graph = {name: c.depends_on for name, c in catalog.components.items()}
+    graph = {name: c.depends_on + tuple(r.component for r in c.requires) for name, c in catalog.components.items()}
     order = dependency_order(graph)
     environments = []
     for environment in platform.environments:
         enabled = {name for name in environment.enabled}
-        sub = {name: tuple(d for d in graph[name] if d in enabled) for name in order if name in enabled}
+        # Within an environment, a setting may add a dependency (catalog `requires`); the catalog-wide
+        # order above already puts every possible dependency first, so the added edges agree with it.
+        needs = {name: catalog.components[name].needs(environment.components[name].settings) for name in enabled}
+        sub = {name: tuple(d for d in needs[name] if d in enabled) for name in order if name in enabled}
         wave = waves(sub, [n for n in order if n in enabled])
         planned = tuple(
-            PlannedComponent(catalog.components[name], environment.components[name], wave[name])
+            PlannedComponent(catalog.components[name], environment.components[name], wave[name], sub[name])
             for name in order if name in enabled
         )
         environments.append(EnvironmentPlan(environment, planned))

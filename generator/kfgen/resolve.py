@@ -146,6 +146,7 @@ class _Resolver:
                     other = components.get(dependency, _DISABLED)
                     if not (other.enabled or other.provided):
                         needed_by.setdefault(dependency, []).append(name)
+        self._check_requirements(path, env_name, components, platform_layer, env_layer)
         for dependency, dependents in needed_by.items():
             if "enabled" in (env_layer.get(dependency) or {}):
                 disabled_at: tuple[Any, ...] | None = path + ("components", dependency, "enabled")
@@ -163,6 +164,29 @@ class _Resolver:
                 where = path + ("components", name) if name in env_layer else ("components", name) if name in platform_layer else path
                 self.fail(where, f"{name!r} depends on {dependency!r}, which is disabled in environment {env_name!r} "
                                  "(off by default; enable it)")
+
+    def _check_requirements(self, path: tuple[Any, ...], env_name: str, components: dict[str, ComponentConfig],
+                            platform_layer: dict[str, Any], env_layer: dict[str, Any]) -> None:
+        """A setting that needs another component (KServe's Serverless mode, Knative) finds it enabled or provided;
+        the error points at the setting where the spec wrote it, else at the component."""
+        for name, config in sorted(components.items()):
+            if not config.enabled:
+                continue
+            for requirement in self.catalog.components[name].requires:
+                other = components.get(requirement.component, _DISABLED)
+                if not requirement.applies(config.settings) or other.enabled or other.provided:
+                    continue
+                layers = ((path + ("components", name), env_layer.get(name)), (("components", name), platform_layer.get(name)))
+                written = [where + ("settings", requirement.setting) for where, layer in layers
+                           if requirement.setting in ((layer or {}).get("settings") or {})]
+                needed = requirement.component
+                layers = ((path + ("components", needed), env_layer.get(needed)), (("components", needed), platform_layer.get(needed)))
+                disabled = [where + ("enabled",) for where, layer in layers if "enabled" in (layer or {})]
+                where = (written or disabled or [path + ("components", name)])[0]
+                value = config.settings.get(requirement.setting)
+                self.fail(where, f"{name!r} with {requirement.setting} {value!r} needs {requirement.component!r} ({requirement.reason}), "
+                                 f"which is disabled in environment {env_name!r}: enable it, mark it provided, or choose another "
+                                 f"{requirement.setting}")
 
     def check_quantities(self, resources: Any, path: tuple[Any, ...]) -> None:
         # The schema allows integer quantities; a negative one would only fail in the cluster.

@@ -40,7 +40,7 @@ def _report_key(plan: Plan, env_plan: EnvironmentPlan, build: EnvironmentBuild, 
     """Everything a report depends on: the checks' code, the objects (by build key), the schemas' inputs."""
     if not all(c.key for c in build.components):
         return None
-    graph = {p.name: list(p.component.depends_on) for p in env_plan.components}
+    graph = {p.name: list(p.needs) for p in env_plan.components}
     return digest_text("check", code_digest().hex(), plan.platform.kubernetes_version,
                        json.dumps([c.key for c in build.components]), json.dumps(graph, sort_keys=True),
                        json.dumps(gitops, sort_keys=True), provided, *(hashlib.sha256(p.read_bytes()).hexdigest() for p in crd_files))
