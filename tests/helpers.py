@@ -113,9 +113,10 @@ def spec_for_release(release: str, all_components: bool = False) -> dict[str, An
     if all_components:
         catalog = load_catalog(PROJECT / "components")
         spec["components"] = {name: {"enabled": True} for name, c in catalog.components.items() if release in c.releases}
-        for env in spec["environments"]:  # every component installed: none is the cluster's own
+        for env in spec["environments"]:  # every component installed everywhere: none is the cluster's own
             for config in (env.get("components") or {}).values():
                 config.pop("provided", None)
+                config.pop("enabled", None)
     return spec
 
 

@@ -101,7 +101,7 @@ def _normalized(objects, mirror: str | None, scheduling: dict | None):
             manager = obj["spec"]["template"]["spec"]["containers"][0]
             manager["env"] = [e for e in manager["env"] if e["name"] not in CULLING_ENV]
         if key == ("", "ConfigMap", "kubeflow", "inferenceservice-config"):
-            obj["data"].pop("deploy")  # KServe's deployment mode: RawDeployment on the laptop
+            obj["data"].pop("deploy")  # KServe's deployment mode: RawDeployment in staging
         if obj["kind"] == "Gateway" and obj["metadata"]["name"] == "kubeflow-gateway":
             obj["spec"].pop("servers")
         if obj["kind"] == "Service" and obj["metadata"]["name"] == "istio-ingressgateway":
@@ -131,7 +131,7 @@ def test_environments_differ_only_where_the_spec_says(built, env):
     # Components the cluster provides, or that the spec customizes with the team's own folders, differ by design.
     own = {name for name, config in (env_spec.get("components") or {}).items() if config.get("provided") or config.get("customizations")}
     local_build, other_build = built("26.03", "local"), built("26.03", env)
-    # Only what both install (local leaves Knative out), and as they install it.
+    # Only what both install (staging leaves Knative out), and as they install it.
     both = {c.name for c in local_build.components} & {c.name for c in other_build.components} - own
     local = [o for c in local_build.components if c.name in both for o in c.objects]
     other = [o for c in other_build.components if c.name in both for o in c.objects]

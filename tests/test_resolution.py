@@ -33,9 +33,10 @@ def test_catalog_default_then_platform_then_environment():
     spec["environments"][2].setdefault("components", {})["istio"] = {"settings": {"ingressServiceType": "LoadBalancer"}}
     platform = _resolve(spec)
     local, _staging, prod = platform.environments
-    assert local.components["istio"].settings == {"ingressServiceType": "NodePort", "mtls": "STRICT"}  # platform-wide
-    assert prod.components["istio"].settings == {"ingressServiceType": "LoadBalancer", "mtls": "STRICT"}  # environment wins
-    assert _resolve(shipped_spec()).environments[0].components["istio"].settings == {"ingressServiceType": "auto", "mtls": "STRICT"}  # defaults
+    gateway = {"ingressServiceAnnotations": {}, "loadBalancerSourceRanges": [], "externalTrafficPolicy": "Cluster"}  # defaults
+    assert local.components["istio"].settings == {**gateway, "ingressServiceType": "NodePort", "mtls": "STRICT"}  # platform-wide
+    assert prod.components["istio"].settings == {**gateway, "ingressServiceType": "LoadBalancer", "mtls": "STRICT"}  # environment wins
+    assert _resolve(shipped_spec()).environments[0].components["istio"].settings == {**gateway, "ingressServiceType": "auto", "mtls": "STRICT"}
 
 
 def test_enabled_resolves_from_catalog_default_and_overrides():

@@ -19,18 +19,18 @@ def _config(build: Any) -> dict[str, Any]:
     return next(o for o in build.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "inferenceservice-config")
 
 
-def test_the_laptop_serves_models_without_knative(built):
+def test_staging_serves_models_without_knative(built):
     for release in RELEASES:
-        local, prod = built(release, "local"), built(release, "prod")
-        assert json.loads(_config(local)["data"]["deploy"]) == {"defaultDeploymentMode": "RawDeployment"}
+        staging, prod = built(release, "staging"), built(release, "prod")
+        assert json.loads(_config(staging)["data"]["deploy"]) == {"defaultDeploymentMode": "RawDeployment"}
         assert json.loads(_config(prod)["data"]["deploy"]) == {"defaultDeploymentMode": "Serverless"}  # upstream's
-        assert "knative-serving" not in {c.name for c in local.components}
+        assert "knative-serving" not in {c.name for c in staging.components}
         assert "knative-serving" in {c.name for c in prod.components}
         # Knative's objects, images and configuration are gone with it.
-        knative = [o for o in local.objects if o["metadata"].get("namespace") == "knative-serving" or
+        knative = [o for o in staging.objects if o["metadata"].get("namespace") == "knative-serving" or
                    o["apiVersion"].startswith(("serving.knative.dev", "networking.internal.knative.dev"))]
         assert knative == [], [(o["kind"], o["metadata"]["name"]) for o in knative][:5]
-        images = {c["image"] for o in local.objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]}
+        images = {c["image"] for o in staging.objects if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]}
         assert not [i for i in images if "knative" in i]
 
 
@@ -41,7 +41,7 @@ def test_serverless_is_applied_after_knative_and_raw_deployment_is_not(make_proj
     knative = {env.name: next((p for p in env.components if p.name == "knative-serving"), None) for env in plan.environments}
     assert "knative-serving" in kserve["prod"].needs and knative["prod"] is not None
     assert kserve["prod"].wave > knative["prod"].wave
-    assert "knative-serving" not in kserve["local"].needs and knative["local"] is None
+    assert "knative-serving" not in kserve["staging"].needs and knative["staging"] is None
     files = render(plan).files
     application = yaml_documents(files, "gitops/prod/apps/kserve.yaml")[0]
     assert int(application["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) == kserve["prod"].wave
@@ -53,9 +53,9 @@ def test_flux_waits_for_knative_only_where_kserve_needs_it(make_project):
     project: TempProject = make_project(spec)
     files = render(project.plan()).files
     prod = yaml_documents(files, "gitops/prod/components/kserve.yaml")[0]
-    local = yaml_documents(files, "gitops/local/components/kserve.yaml")[0]
+    staging = yaml_documents(files, "gitops/staging/components/kserve.yaml")[0]
     assert {"name": "prod-knative-serving"} in prod["spec"]["dependsOn"]
-    assert {"name": "local-knative-serving"} not in local["spec"]["dependsOn"]
+    assert {"name": "staging-knative-serving"} not in staging["spec"]["dependsOn"]
 
 
 def yaml_documents(files: dict[str, bytes], path: str) -> list[Any]:
