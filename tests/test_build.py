@@ -70,6 +70,15 @@ def test_every_environment_builds(built, release, env):
     assert not duplicates
 
 
+def _drop(parent: dict, field: str, unwanted) -> None:
+    """Take the unwanted items out of parent[field], and the field itself if nothing is left."""
+    kept = [item for item in parent.get(field) or () if not unwanted(item)]
+    if kept:
+        parent[field] = kept
+    else:
+        parent.pop(field, None)
+
+
 def _normalized(objects, mirror: str | None, scheduling: dict | None):
     """Objects with what the spec changes between environments taken out."""
     out = {}
@@ -108,6 +117,14 @@ def _normalized(objects, mirror: str | None, scheduling: dict | None):
             for field in ("type", "externalTrafficPolicy", "loadBalancerSourceRanges"):
                 obj["spec"].pop(field, None)
             obj["metadata"].pop("annotations", None)
+        if obj["metadata"]["name"] == "kfgen-trusted-ca":
+            continue  # the environment's internal CAs (trustedCAs), and where they are mounted below
+        if obj["kind"] == "Deployment":
+            pod = obj["spec"]["template"]["spec"]
+            _drop(pod, "volumes", lambda v: v["name"] == "kfgen-trusted-ca")
+            for container in pod["containers"]:
+                _drop(container, "volumeMounts", lambda m: m["name"] == "kfgen-trusted-ca")
+                _drop(container, "env", lambda e: e["name"] in ("SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS"))
         if scheduling and obj["kind"] in ("Deployment", "StatefulSet"):
             pod = obj["spec"]["template"]["spec"]
             for name in scheduling.get("nodeSelector") or {}:

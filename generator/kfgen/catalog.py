@@ -116,6 +116,17 @@ class PermissivePorts:
 
 
 @dataclass(frozen=True)
+class TrustingWorkload:
+    """A workload that reads the environment's extra root certificates (see trust.py)."""
+
+    kind: str
+    name: str
+    namespace: str
+    container: str
+    runtime: str  # go or node
+
+
+@dataclass(frozen=True)
 class Hardening:
     workloads: tuple[HardenedWorkload, ...] = ()
     rbac: tuple[NarrowedRule, ...] = ()
@@ -151,6 +162,7 @@ class Component:
     secrets: tuple[CatalogSecret, ...] = ()
     hardening: Hardening = Hardening()
     requires: tuple[Requirement, ...] = ()
+    trust: tuple[TrustingWorkload, ...] = ()
 
     def needs(self, settings: dict[str, Any]) -> tuple[str, ...]:
         """What must be applied first with these settings: dependsOn, and the requirements that apply."""
@@ -234,6 +246,8 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
         ),
         hardening=_hardening(data.get("hardening") or {}, data["namespace"]),
         requires=tuple(Requirement(r["component"], r["setting"], tuple(r["in"]), r["reason"]) for r in data.get("requires") or ()),
+        trust=tuple(TrustingWorkload(w["kind"], w["name"], w.get("namespace", data["namespace"]), w["container"], w["runtime"])
+                    for w in data.get("trust") or ()),
     )
     for index, requirement in enumerate(component.requires):
         if requirement.setting not in (data["settings"].get("properties") or {}):

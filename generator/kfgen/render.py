@@ -24,6 +24,7 @@ from .placement import scheduling_patch
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .spec import Profile
+from .trust import trust_configmaps, trust_patches
 from .yamlio import Manifest, dump, dump_all
 
 VENDOR_DIR = "vendor"
@@ -324,6 +325,11 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
     overlay.components.extend(os.path.relpath(folder, overlay.folder) for folder in planned.config.customizations)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version)
     _credentials(overlay, env_plan, shared, planned)
+    certificates = env_plan.environment.trusted_cas
+    if certificates and component.trust:
+        overlay.add_resource("trusted-ca.yaml", trust_configmaps(component, certificates))
+        for name, body, target in trust_patches(component):
+            overlay.add_patch(name, [body], target)
     exceptions = mesh_exceptions(component, env_plan)
     if exceptions:
         overlay.add_resource("mesh-permissive-ports.yaml", exceptions)

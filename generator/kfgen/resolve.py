@@ -282,6 +282,7 @@ class _Resolver:
             secrets=secrets,
             identity=identity,
             scheduling=scheduling(env.get("scheduling")),
+            trusted_cas=env.get("trustedCAs"),
         )
 
     def check_issuers(self, path: tuple[Any, ...], tls: dict[str, Any]) -> None:

@@ -163,6 +163,7 @@ class Environment:
     secrets: Secrets = Secrets("existing")
     identity: Identity = Identity("dex")
     scheduling: Scheduling = Scheduling()
+    trusted_cas: str | None = None  # PEM certificates of internal CAs
 
     @property
     def enabled(self) -> list[str]:
