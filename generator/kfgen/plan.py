@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .catalog import Catalog, Component
+from .catalog import Catalog, Component, Release, Variant
 from .errors import CatalogError, Problem
 from .refs import RemoteDir
 from .spec import ComponentConfig, Environment, Platform
+from .variants import base_name, chosen_variant, variant_source
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,16 @@ class PlannedComponent:
     component: Component
     config: ComponentConfig
     wave: int
+    variant: Variant | None = None  # the cloud variant the environment's provider selects
 
     @property
     def name(self) -> str:
         return self.component.name
+
+    @property
+    def base(self) -> str:
+        """The folder below base/ this environment's overlay builds on."""
+        return base_name(self.component, self.variant)
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,18 @@ class Plan:
         return [self.catalog.components[name] for name in sorted(names)]
 
     @property
-    def source_roots(self) -> list[RemoteDir]:
-        """Every upstream kustomization root the enabled components build from."""
+    def bases(self) -> list[tuple[str, Component, Release]]:
+        """Each base the environments build on, by folder name below base/: one per component and variant
+        in use, with the release as that variant builds it."""
         release = self.platform.kubeflow_version
-        return sorted({root for c in self.base_components for root in c.releases[release].roots})
+        found = {p.base: (p.base, p.component, variant_source(p.component, release, p.variant))
+                 for env in self.environments for p in env.components}
+        return [found[name] for name in sorted(found)]
+
+    @property
+    def source_roots(self) -> list[RemoteDir]:
+        """Every upstream kustomization root the enabled components build from, in every variant in use."""
+        return sorted({root for _, _, source in self.bases for root in source.roots})
 
 
 def find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
@@ -118,7 +133,8 @@ def make_plan(platform: Platform, catalog: Catalog) -> Plan:
         sub = {name: tuple(d for d in graph[name] if d in enabled) for name in order if name in enabled}
         wave = waves(sub, [n for n in order if n in enabled])
         planned = tuple(
-            PlannedComponent(catalog.components[name], environment.components[name], wave[name])
+            PlannedComponent(catalog.components[name], environment.components[name], wave[name],
+                             chosen_variant(catalog.components[name], platform.kubeflow_version, environment.cluster.provider))
             for name in order if name in enabled
         )
         environments.append(EnvironmentPlan(environment, planned))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, Component
 from .errors import Problem, SpecError
 from .schemas import did_you_mean, validate_with
+from .sizing import replica_problem
 from .spec import (
     ENV_PLACEHOLDER,
     Cluster,
@@ -112,6 +113,14 @@ class _Resolver:
                 self.fail(where, f"{name!r} depends on {dependency!r}, which is disabled in environment {env_name!r} "
                                  "(off by default; enable it)")
 
+    def _check_replicas(self, component: Component, release: str, replicas: int | None, path: tuple[Any, ...], name: str,
+                        platform_layer: dict[str, Any], env_layer: dict[str, Any]) -> None:
+        """Explicit replicas above one are refused for a component with a Deployment that must run one."""
+        problem = replica_problem(component, release, replicas)
+        if problem:
+            written = "replicas" in (env_layer.get(name) or {})
+            self.fail((path + ("components", name, "replicas")) if written else ("components", name, "replicas"), problem)
+
     def check_quantities(self, resources: Any, path: tuple[Any, ...]) -> None:
         # The schema allows integer quantities; a negative one would only fail in the cluster.
         for section in ("requests", "limits"):
@@ -142,6 +151,7 @@ class _Resolver:
             )
             if merged["enabled"]:
                 where = path + ("components", name) if name in env_layer else ("components", name)
+                self._check_replicas(component, release, merged.get("replicas"), path, name, platform_layer, env_layer)
                 for problem in validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",)):
                     self.problems.append(problem)
         self._check_dependencies(path, env["name"], components, platform_layer, env_layer)
