@@ -104,6 +104,16 @@ def _normalized(objects, mirror: str | None):
             obj["spec"].pop("servers")
         if obj["kind"] == "Service" and obj["metadata"]["name"] == "istio-ingressgateway":
             obj["spec"].pop("type")
+        if key == ("", "ConfigMap", "kubeflow", "katib-config"):
+            # leader election, where katib-controller runs more than one replica
+            obj["data"]["katib-config.yaml"] = obj["data"]["katib-config.yaml"].replace("    enableLeaderElection: true\n", "")
+        if obj["kind"] in ("Role", "RoleBinding") and obj["metadata"]["name"] == "katib-controller-leader-election":
+            continue
+        if key == ("apps", "DaemonSet", "kube-system", "istio-cni-node"):
+            # the CNI plugin's directory on the cluster's provider (GKE: /home/kubernetes/bin)
+            for volume in obj["spec"]["template"]["spec"]["volumes"]:
+                if volume["name"] == "cni-bin-dir":
+                    volume["hostPath"]["path"] = "/opt/cni/bin"
         out[key] = obj
     return out
 
