@@ -114,6 +114,10 @@ def _normalized(objects, mirror: str | None):
             for volume in obj["spec"]["template"]["spec"]["volumes"]:
                 if volume["name"] == "cni-bin-dir":
                     volume["hostPath"]["path"] = "/opt/cni/bin"
+        if key == ("", "ConfigMap", "kubeflow", "inferenceservice-config"):
+            obj["data"].pop("ingress")  # InferenceService URLs on the environment's domain
+        if key == ("", "ConfigMap", "knative-serving", "config-domain"):
+            obj["data"] = {"_example": obj["data"]["_example"]}  # Knative's routes on the environment's domain
         out[key] = obj
     return out
 
