@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import json
 import re
 import subprocess
 from collections import Counter
@@ -74,7 +74,12 @@ def _normalized(objects, mirror: str | None):
     """Objects with what the spec changes between environments taken out."""
     out = {}
     for original in objects:
-        obj = copy.deepcopy(original)
+        if original["kind"] == "RequestAuthentication" and original["metadata"]["name"] == "m2m-token-issuer":
+            continue  # EKS: machine-to-machine tokens from the cluster's issuer (oauth2-proxy's eks variant)
+        # ... whose overlay also sets FORCE_HTTPS, which changes the generated ConfigMap's name
+        obj = json.loads(re.sub(r"oauth2-proxy-parameters-[a-z0-9]{10}", "oauth2-proxy-parameters", json.dumps(original)))
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "oauth2-proxy-parameters":
+            obj["data"].pop("FORCE_HTTPS", None)
         key = identity(obj)
         if obj["kind"] in ("PodDisruptionBudget", "Profile", "Certificate", "ClusterIssuer") and \
                 obj["metadata"]["name"] not in ("kubeflow-self-signing-issuer",) and \

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import PROJECT, TempProject, source_cache_dirs, spec_for_release
 from kfgen.catalog import load_catalog
@@ -73,3 +74,44 @@ def test_every_variant_builds_on_paths_upstream_ships():
                     assert any((cache / root.relpath / "kustomization.yaml").is_file() for cache in caches), (component.name, release, root)
                     checked += 1
     assert checked >= 2
+
+
+def _m2m_issuers(build) -> list[str]:
+    return [rule["issuer"] for o in build.objects
+            if o["kind"] == "RequestAuthentication" and o["metadata"]["name"] == "m2m-token-issuer"
+            for rule in o["spec"]["jwtRules"]]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_eks_accepts_service_account_tokens_from_its_cluster_issuer(built, release):
+    # staging runs on EKS: upstream's m2m-dex-and-eks overlay, with the spec's issuer in place of its placeholder.
+    staging = next(e for e in spec_for_release(release)["environments"] if e["name"] == "staging")
+    assert staging["cluster"]["provider"] == "eks"
+    issuer = staging["components"]["oauth2-proxy"]["settings"]["clusterTokenIssuer"]
+    assert _m2m_issuers(built(release, "staging")) == [issuer]
+    parameters = next(o for o in built(release, "staging").objects
+                      if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("oauth2-proxy-parameters"))
+    assert parameters["data"]["FORCE_HTTPS"] == "true"
+    # kind and GKE keep upstream's Dex-only overlay: no machine-to-machine issuer at the gateway.
+    assert _m2m_issuers(built(release, "local")) == [] and _m2m_issuers(built(release, "prod")) == []
+
+
+def test_no_kind_variant_while_upstream_runs_its_jwks_proxy_from_an_unpinned_image():
+    # The kind overlay's cluster-jwks-proxy image has only a `latest` tag upstream, which the pinned-images
+    # policy refuses; once upstream pins it, the catalog can offer m2m-dex-and-kind for kind clusters.
+    catalog = load_catalog(PROJECT / "components")
+    for release, source in catalog.components["oauth2-proxy"].releases.items():
+        assert source.variant_for("kind") is None
+        folder = next(cache / "github.com/kubeflow/manifests" / release / "common/oauth2-proxy/components/cluster-jwks-proxy"
+                      for cache in source_cache_dirs())
+        images = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))["images"]
+        assert [i.get("newTag") for i in images if "kubectl" in i["name"]] == ["latest"], release
+
+
+def test_a_variant_cannot_require_a_setting_the_component_lacks(project):
+    entry = project.root / "components/oauth2-proxy/component.yaml"
+    entry.write_text(entry.read_text(encoding="utf-8").replace("requiredSettings: [clusterTokenIssuer]",
+                                                               "requiredSettings: [clusterIssuer]"), encoding="utf-8")
+    result = project.kfgen("validate")
+    assert result.returncode == 2
+    assert "requiredSettings[0]: no setting 'clusterIssuer' in this component's settings" in result.stderr

@@ -33,6 +33,7 @@ class Variant:
     paths: tuple[str, ...] | None  # None: the release's
     components: tuple[str, ...] | None
     reason: str
+    required_settings: tuple[str, ...] = ()  # settings an environment of this variant must set (no default)
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,13 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
         return PatchTemplate(template, kind, target, patch.get("when"))
 
     patches = [patch_template(patch, ("patches", index)) for index, patch in enumerate(data.get("patches") or [])]
+    setting_names = set(data["settings"].get("properties") or {})
+    for release, rel in data["releases"].items():
+        for index, variant in enumerate(rel.get("variants") or ()):
+            for position, setting in enumerate(variant.get("requiredSettings") or ()):
+                if setting not in setting_names:
+                    problems.append(document.problem(("releases", release, "variants", index, "requiredSettings", position),
+                                                     f"no setting {setting!r} in this component's settings"))
 
     def workload(entry: str | Manifest, where: tuple[Any, ...]) -> ScaledWorkload:
         if isinstance(entry, str):
@@ -251,7 +259,8 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
                 namespaces=tuple(rel["namespaces"]), cluster_kinds=tuple(rel["clusterKinds"]),
                 variants=tuple(Variant(v["name"], tuple(v["providers"]),
                                        tuple(v["paths"]) if "paths" in v else None,
-                                       tuple(v["components"]) if "components" in v else None, v["reason"])
+                                       tuple(v["components"]) if "components" in v else None, v["reason"],
+                                       tuple(v.get("requiredSettings") or ()))
                                for v in rel.get("variants") or ()),
             )
             for name, rel in sorted(data["releases"].items())

@@ -179,7 +179,8 @@ def environment_shared(plan: Plan, env_plan: EnvironmentPlan) -> EnvironmentShar
 
 
 def template_context(shared: EnvironmentShared, planned: PlannedComponent) -> dict[str, Any]:
-    return {**shared.context, "component": {"name": planned.name, "namespace": planned.component.namespace},
+    return {**shared.context, "component": {"name": planned.name, "namespace": planned.component.namespace,
+                                            "variant": planned.variant.name if planned.variant else None},
             "settings": planned.config.settings}
 
 

@@ -35,7 +35,7 @@ from .spec import (
     Tls,
     validated,
 )
-from .yamlio import Document
+from .yamlio import Document, format_path
 
 _DISABLED = ComponentConfig(False, None, {}, (), {})
 # Connector configuration fields that hold secrets: never in the spec.
@@ -121,6 +121,23 @@ class _Resolver:
             written = "replicas" in (env_layer.get(name) or {})
             self.fail((path + ("components", name, "replicas")) if written else ("components", name, "replicas"), problem)
 
+    def _check_variant_settings(self, component: Component, release: str, provider: str, settings: dict[str, Any],
+                                path: tuple[Any, ...]) -> None:
+        """The settings the environment's cloud variant of the component needs, which have no default."""
+        variant = component.releases[release].variant_for(provider)
+        if variant is None:
+            return
+        for setting in variant.required_settings:
+            if settings.get(setting) is None:
+                described = (component.settings_schema.get("properties") or {}).get(setting, {}).get("description", "")
+                first = described.split(". ")[0].rstrip(".")
+                # Located at the cluster's provider, which is what makes the setting required.
+                line, column = self.document.locate(path + ("cluster", "provider"))
+                self.problems.append(Problem(self.document.file, line, column,
+                                             format_path(path + ("components", component.name, "settings", setting)),
+                                             f"required where cluster.provider is {provider!r} ({component.name}'s "
+                                             f"{variant.name!r} variant)" + (f": {first}" if first else "")))
+
     def check_quantities(self, resources: Any, path: tuple[Any, ...]) -> None:
         # The schema allows integer quantities; a negative one would only fail in the cluster.
         for section in ("requests", "limits"):
@@ -152,6 +169,7 @@ class _Resolver:
             if merged["enabled"]:
                 where = path + ("components", name) if name in env_layer else ("components", name)
                 self._check_replicas(component, release, merged.get("replicas"), path, name, platform_layer, env_layer)
+                self._check_variant_settings(component, release, env["cluster"]["provider"], merged["settings"], path)
                 for problem in validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",)):
                     self.problems.append(problem)
         self._check_dependencies(path, env["name"], components, platform_layer, env_layer)
