@@ -179,6 +179,14 @@ def test_catalog_facts_match_what_upstream_builds(built, release):
         assert images == set(declared.images), component.name
         deployments = {o["metadata"]["name"] for o in component.objects if o["kind"] == "Deployment"}
         assert set(declared.scalable) <= deployments, component.name
+        # Upstream's PodDisruptionBudgets of scalable Deployments are the ones the catalog names (local
+        # adds none of its own): sizing must not add a second budget over the same pods.
+        pod_labels = {o["metadata"]["name"]: o["spec"]["template"]["metadata"].get("labels") or {}
+                      for o in component.objects if o["kind"] == "Deployment"}
+        shipped = {(name, o["metadata"]["name"]) for o in component.objects if o["kind"] == "PodDisruptionBudget"
+                   for name in declared.scalable
+                   if (o["spec"]["selector"].get("matchLabels") or {}).items() <= pod_labels[name].items()}
+        assert shipped == {(w.name, w.disruption_budget) for w in declared.workloads if w.disruption_budget}, component.name
         # What GitOps projects allow: every namespace and cluster-scoped kind the component really creates.
         namespaces = {o["metadata"]["namespace"] for o in component.objects if o["metadata"].get("namespace")}
         if component.name != "tenants":  # its namespaces are the spec's profiles

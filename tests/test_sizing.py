@@ -23,8 +23,8 @@ def test_every_scaled_workload_is_safe_to_scale_or_elects_a_leader(built, releas
     scaling = {w.name: w.scaling for c in catalog.components.values() if release in c.releases
                for w in c.releases[release].workloads}
     scaled = 0
-    for env in ENVIRONMENTS:
-        objects = [o for c in built(release, env).components for o in c.objects]
+    for env in ENVIRONMENTS:  # every component enabled
+        objects = [o for c in built(release, env, True).components for o in c.objects]
         for obj in objects:
             if obj["kind"] not in ("Deployment", "StatefulSet") or (obj["spec"].get("replicas") or 1) < 2:
                 continue
@@ -34,6 +34,28 @@ def test_every_scaled_workload_is_safe_to_scale_or_elects_a_leader(built, releas
             if scaling[name] == "leaderElection":
                 assert name == "katib-controller" and _katib_leader_election(objects), (env, name)
     assert scaled >= 20
+
+
+def _selects(budget, workload) -> bool:
+    labels = workload["spec"]["template"]["metadata"].get("labels") or {}
+    return budget["metadata"].get("namespace") == workload["metadata"].get("namespace") and \
+        (budget["spec"]["selector"].get("matchLabels") or {}).items() <= labels.items()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", RELEASES)
+def test_each_pod_has_at_most_one_disruption_budget_and_replicated_ones_keep_one_available(built, release):
+    # The eviction API refuses a pod that two budgets select, so a second budget would block every drain.
+    for env in ENVIRONMENTS:  # every component enabled; staging and prod are highly available
+        objects = [o for c in built(release, env, True).components for o in c.objects]
+        budgets = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+        assert len({(b["metadata"]["namespace"], b["metadata"]["name"]) for b in budgets}) == len(budgets), env
+        for workload in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
+            name = workload["metadata"]["name"]
+            selecting = [b for b in budgets if _selects(b, workload)]
+            assert len(selecting) <= 1, (env, name, [b["metadata"]["name"] for b in selecting])
+            if env != "local" and (workload["spec"].get("replicas") or 1) >= 2 and workload["kind"] == "Deployment":
+                assert selecting and selecting[0]["spec"].get("minAvailable") == 1, (env, name)
 
 
 @pytest.mark.parametrize("release", RELEASES)

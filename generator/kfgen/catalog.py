@@ -47,6 +47,7 @@ class ScaledWorkload:
     scaling: str
     leader_election: tuple[PatchTemplate, ...] = ()
     reason: str = ""
+    disruption_budget: str | None = None  # the PodDisruptionBudget upstream ships for it
 
 
 @dataclass(frozen=True)
@@ -241,9 +242,9 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
         if isinstance(entry, str):
             return ScaledWorkload(entry, "any")
         target = {"group": "apps", "kind": "Deployment", "name": f"^{entry['name']}$"}
-        return ScaledWorkload(entry["name"], entry["scaling"], tuple(
+        return ScaledWorkload(entry["name"], entry.get("scaling", "any"), tuple(
             patch_template(p, where + ("leaderElection", i), target) for i, p in enumerate(entry.get("leaderElection") or ())),
-            entry["reason"])
+            entry["reason"], entry.get("disruptionBudget"))
     component = Component(
         name=data["name"],
         description=data["description"],

@@ -6,7 +6,9 @@ Each listed Deployment says whether it may run more than one replica (catalog.Sc
   switch leader election on (two controllers reconciling the same objects otherwise);
 - one: the environment-wide replicas leave it at upstream's one; explicit replicas above one are
   refused when the spec is resolved (replica_problem).
-Resources go to every listed Deployment's first container, whatever its scaling.
+Resources go to every listed Deployment's first container, whatever its scaling. Under high
+availability each workload run with more than one replica gets a PodDisruptionBudget (minAvailable 1):
+a budget of its own, or upstream's where the catalog names one (disruptionBudget).
 """
 
 from __future__ import annotations
@@ -86,10 +88,21 @@ def apply_sizing(overlay: Overlay, planned: PlannedComponent, env_plan: Environm
     if resources:
         overlay.add_patch("resources.yaml", [[{"op": "add", "path": "/spec/template/spec/containers/0/resources", "value": resources}]],
                           {"group": "apps", "kind": "Deployment", "name": _names_regex([w.name for w in workloads])})
-    replicated = [w.name for w in workloads if (counts[w.name] or 0) >= 2]
-    if env.sizing.high_availability and replicated:
+    replicated = [w for w in workloads if (counts[w.name] or 0) >= 2]
+    if not env.sizing.high_availability:
+        return
+    # A pod that two budgets select cannot be evicted at all (the eviction API refuses it), which would
+    # block every node drain: where upstream ships a workload's budget, it is tightened to the same
+    # minAvailable instead of a second one added. The replace fails the build if upstream's budget
+    # stops having minAvailable (maxUnavailable beside it would be invalid).
+    shipped = sorted(w.disruption_budget for w in replicated if w.disruption_budget)
+    if shipped:
+        overlay.add_patch("upstream-poddisruptionbudgets.yaml", [[{"op": "replace", "path": "/spec/minAvailable", "value": 1}]],
+                          {"group": "policy", "kind": "PodDisruptionBudget", "name": _names_regex(shipped)})
+    own = [w.name for w in replicated if not w.disruption_budget]
+    if own:
         budgets = []
-        for name in replicated:
+        for name in own:
             budgets.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                             "metadata": {"name": name, "namespace": planned.component.namespace},
                             "spec": {"minAvailable": 1, "selector": {}}})
