@@ -6,7 +6,7 @@ import rego.v1
 
 restricted_container := {
 	"name": "app", "image": "ghcr.io/example/app:1.0",
-	"resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+	"resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
 	"securityContext": {
 		"runAsNonRoot": true, "allowPrivilegeEscalation": false,
 		"capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},

@@ -7,7 +7,7 @@ import rego.v1
 violation contains {"rule": "requests-and-limits", "msg": sprintf("container %q lacks %s", [c.name, need])} if {
 	data.settings.requireResources == true
 	some c in lib.containers
-	some need in ["requests.cpu", "requests.memory", "limits.memory"]
+	some need in ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory"]
 	parts := split(need, ".")
 	object.get(object.get(c, "resources", {}), parts, null) == null
 }

@@ -250,7 +250,7 @@ def test_external_oidc_provider_replaces_dex(tmp_path):
     staging = spec["environments"][0]
     staging["identity"] = {"provider": "oidc", "oidc": {"issuer": "https://login.example.com/realms/ml", "clientID": "kubeflow-staging",
                                                         "groupsClaim": "roles"}}
-    staging["components"] = {"dex": {"enabled": False}}
+    staging["components"] = {**staging.get("components", {}), "dex": {"enabled": False}}
     project = TempProject(tmp_path / "project", spec)
     project.vendor()
     project.render()
@@ -261,7 +261,7 @@ def test_external_oidc_provider_replaces_dex(tmp_path):
                   and "oauth2_proxy.cfg" in o["data"])["data"]["oauth2_proxy.cfg"]
     assert 'oidc_issuer_url = "https://login.example.com/realms/ml"' in config
     assert 'oidc_groups_claim = "roles"' in config and "dex" not in config
-    [rule] = next(o for o in objects if o["kind"] == "RequestAuthentication")["spec"]["jwtRules"]
+    [rule] = next(o for o in objects if o["kind"] == "RequestAuthentication" and o["metadata"]["name"] == "dex-jwt")["spec"]["jwtRules"]
     assert rule["issuer"] == "https://login.example.com/realms/ml"
     assert {"claim": "roles", "header": "kubeflow-groups"} in rule["outputClaimToHeaders"]
     external = next(o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "oauth2-proxy")

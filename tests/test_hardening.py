@@ -48,11 +48,14 @@ def test_every_environment_passes_every_policy_and_every_exception_is_used(built
     assert all(e.reason.strip() for e in exceptions)
 
 
-def test_prod_containers_all_have_requests_and_memory_limits(built):
-    missing = [(o["metadata"]["name"], c["name"]) for o in _objects(built, "prod") if o["kind"] in WORKLOADS
+@pytest.mark.parametrize("release", ["26.03", "v1.11.0"])
+def test_prod_containers_all_have_requests_and_limits(built, release):
+    # Every container of the production stage: CPU limits too.
+    objects = [o for c in built(release, "prod").components for o in c.objects]
+    missing = [(o["metadata"]["name"], c["name"]) for o in objects if o["kind"] in WORKLOADS
                for c in _pod_spec(o)["containers"]
                if not all((c.get("resources") or {}).get(part, {}).get(res) for part, res in
-                          (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")))]
+                          (("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")))]
     assert missing == []
 
 

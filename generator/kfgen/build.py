@@ -258,17 +258,19 @@ class Builder:
         folder = self.tree / "overlays" / env / component
         files = read_files(folder)
         outside = _outside_resources(folder, files)
-        if not (self.tree / "base" / component).is_dir() or outside or _needs_direct_build(files):
+        # The overlay names its base: base/<component>, or base/<component>.<variant> for a cloud variant.
+        base = _base_of(files) or component
+        if not (self.tree / "base" / base).is_dir() or outside or _needs_direct_build(files):
             outside = [d for d in outside if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
             key = digest_text("overlay", self.inputs, digest_contents(files, folder.name), self.base_tree(), digest_files(*outside))
             text, cached = self._cached(key, lambda: self.kustomize.build(folder))
             return OverlayOutput(key, ((key, text),) if text else (), cached)
-        base_key = self.base_key(component)
+        base_key = self.base_key(base)
         # The entry holds the overlay's own output only; the base's CRDs are joined in front of it.
         key = digest_text("overlay-on-base", self.inputs, base_key, digest_contents(files, folder.name))
 
         def make() -> str:
-            rest = self.base(component)[1]
+            rest = self.base(base)[1]
             with tempfile.TemporaryDirectory(prefix="kfgen-overlay-") as scratch:
                 root = Path(scratch)
                 target = root / "overlays" / env / component
@@ -277,18 +279,18 @@ class Builder:
                     # A base of CRDs only: the overlay keeps just its own resources, if it has any.
                     kustomization: Manifest = load_plain((target / "kustomization.yaml").read_text(encoding="utf-8"))
                     kustomization["resources"] = [r for r in kustomization.get("resources") or []
-                                                  if r != f"../../../base/{component}"]
+                                                  if r != f"../../../base/{base}"]
                     if not kustomization["resources"]:
                         return ""
                     (target / "kustomization.yaml").write_text(dump(kustomization), encoding="utf-8")
                 else:
-                    (root / "base" / component).mkdir(parents=True)
-                    (root / "base" / component / "objects.yaml").write_text(rest, encoding="utf-8")
-                    (root / "base" / component / "kustomization.yaml").write_text("resources:\n- objects.yaml\n", encoding="utf-8")
+                    (root / "base" / base).mkdir(parents=True)
+                    (root / "base" / base / "objects.yaml").write_text(rest, encoding="utf-8")
+                    (root / "base" / base / "kustomization.yaml").write_text("resources:\n- objects.yaml\n", encoding="utf-8")
                 return self.kustomize.build(target)
 
         def crds() -> str:  # read only if asked for: the JSON of the CRDs is usually in the cache
-            return self.base(component)[0]
+            return self.base(base)[0]
 
         own, cached = self._cached(key, make)
         return OverlayOutput(key, ((base_key + _CRD_PART, crds), (key, own)), cached)
@@ -323,12 +325,22 @@ def _needs_direct_build(files: list[tuple[str, bytes]]) -> bool:
                for name, data in files if "/" not in name and name.endswith(".yaml") and name != "kustomization.yaml")
 
 
+_BASE_REFERENCE = re.compile(r"^\.\./\.\./\.\./base/([^/]+)$")
+
+
+def _base_of(files: list[tuple[str, bytes]]) -> str | None:
+    """The folder below base/ an overlay builds on, if it names one."""
+    kustomization: Manifest = load_plain(dict(files).get("kustomization.yaml", b"").decode("utf-8")) or {}
+    found = (_BASE_REFERENCE.match(r) for r in kustomization.get("resources") or [])
+    return next((m.group(1) for m in found if m), None)
+
+
 def _outside_resources(folder: Path, files: list[tuple[str, bytes]]) -> list[Path]:
     """Resource and kustomize Component folders an overlay names besides its base (they live elsewhere in
     the project: SOPS folders, the user's customizations)."""
     kustomization: Manifest = load_plain(dict(files).get("kustomization.yaml", b"").decode("utf-8")) or {}
     named = [*(kustomization.get("resources") or []), *(kustomization.get("components") or [])]
-    return [(folder / r).resolve() for r in named if r.startswith("../") and r != f"../../../base/{folder.name}"]
+    return [(folder / r).resolve() for r in named if r.startswith("../") and not _BASE_REFERENCE.match(r)]
 
 
 def _weight(planned: PlannedComponent) -> int:

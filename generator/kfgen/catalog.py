@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,40 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
+class PatchTemplate:
+    template: Path
+    kind: str  # "patch" or "resource"
+    target: dict[str, str] | None
+    when: str | None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Upstream's alternative of a component for clusters of some providers (paths or components replaced)."""
+
+    name: str
+    providers: tuple[str, ...]
+    paths: tuple[str, ...] | None  # None: the release's
+    components: tuple[str, ...] | None
+    reason: str
+    required_settings: tuple[str, ...] = ()  # settings an environment of this variant must set (no default)
+
+
+@dataclass(frozen=True)
+class ScaledWorkload:
+    """A Deployment sizing touches, and whether it may run more than one replica.
+
+    scaling: "any" (stateless, or it elects a leader on its own), "leaderElection" (only with the
+    patches that switch leader election on) or "one" (never more than one replica)."""
+
+    name: str
+    scaling: str
+    leader_election: tuple[PatchTemplate, ...] = ()
+    reason: str = ""
+    disruption_budget: str | None = None  # the PodDisruptionBudget upstream ships for it
+
+
+@dataclass(frozen=True)
 class Release:
     """Where a component's manifests come from in one Kubeflow release."""
 
@@ -26,9 +60,26 @@ class Release:
     components: tuple[str, ...]
     crds: tuple[str, ...]
     images: tuple[str, ...]
-    scalable: tuple[str, ...]
+    workloads: tuple[ScaledWorkload, ...]
     namespaces: tuple[str, ...]
     cluster_kinds: tuple[str, ...]
+    variants: tuple[Variant, ...] = ()
+
+    @property
+    def scalable(self) -> tuple[str, ...]:
+        """Names of the Deployments sizing touches."""
+        return tuple(w.name for w in self.workloads)
+
+    def variant_for(self, provider: str) -> Variant | None:
+        """The variant clusters of provider get, if any."""
+        return next((v for v in self.variants if provider in v.providers), None)
+
+    def with_variant(self, variant: Variant | None) -> Release:
+        """This release with a variant's paths and components in place of its own."""
+        if variant is None:
+            return self
+        return replace(self, paths=self.paths if variant.paths is None else variant.paths,
+                       components=self.components if variant.components is None else variant.components, variants=())
 
     def _dir(self, path: str) -> RemoteDir:
         host, owner, repo = self.repo.split("/")
@@ -46,14 +97,6 @@ class Release:
     @property
     def component_roots(self) -> list[RemoteDir]:
         return [self._dir(p) for p in self.components]
-
-
-@dataclass(frozen=True)
-class PatchTemplate:
-    template: Path
-    kind: str  # "patch" or "resource"
-    target: dict[str, str] | None
-    when: str | None
 
 
 @dataclass(frozen=True)
@@ -206,15 +249,32 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
     for release in data["releases"]:
         if release not in releases:
             problems.append(document.problem(("releases", release), f"unknown Kubeflow release; supported: {', '.join(sorted(releases))}"))
-    patches = []
-    for index, patch in enumerate(data.get("patches") or []):
+    def patch_template(patch: Manifest, where: tuple[Any, ...], default_target: dict[str, str] | None = None) -> PatchTemplate:
         template = folder / patch["template"]
         if not template.is_file() or not template.resolve().is_relative_to(folder.resolve()):
-            problems.append(document.problem(("patches", index, "template"), f"no template file {patch['template']!r} in {folder.name}/"))
+            problems.append(document.problem(where + ("template",), f"no template file {patch['template']!r} in {folder.name}/"))
         kind = patch.get("kind", "patch")
-        if kind == "patch" and not patch.get("target"):
-            problems.append(document.problem(("patches", index), "a patch needs a target"))
-        patches.append(PatchTemplate(template, kind, patch.get("target"), patch.get("when")))
+        target = patch.get("target") or (default_target if kind == "patch" else None)
+        if kind == "patch" and not target:
+            problems.append(document.problem(where, "a patch needs a target"))
+        return PatchTemplate(template, kind, target, patch.get("when"))
+
+    patches = [patch_template(patch, ("patches", index)) for index, patch in enumerate(data.get("patches") or [])]
+    setting_names = set(data["settings"].get("properties") or {})
+    for release, rel in data["releases"].items():
+        for index, variant in enumerate(rel.get("variants") or ()):
+            for position, setting in enumerate(variant.get("requiredSettings") or ()):
+                if setting not in setting_names:
+                    problems.append(document.problem(("releases", release, "variants", index, "requiredSettings", position),
+                                                     f"no setting {setting!r} in this component's settings"))
+
+    def workload(entry: str | Manifest, where: tuple[Any, ...]) -> ScaledWorkload:
+        if isinstance(entry, str):
+            return ScaledWorkload(entry, "any")
+        target = {"group": "apps", "kind": "Deployment", "name": f"^{entry['name']}$"}
+        return ScaledWorkload(entry["name"], entry.get("scaling", "any"), tuple(
+            patch_template(p, where + ("leaderElection", i), target) for i, p in enumerate(entry.get("leaderElection") or ())),
+            entry["reason"], entry.get("disruptionBudget"))
     component = Component(
         name=data["name"],
         description=data["description"],
@@ -226,8 +286,13 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
             name: Release(
                 repo=rel["repo"], ref=rel.get("ref", name), paths=tuple(rel["paths"]),
                 components=tuple(rel.get("components", ())), crds=tuple(rel["crds"]), images=tuple(rel["images"]),
-                scalable=tuple(rel["scalable"]), namespaces=tuple(rel["namespaces"]),
-                cluster_kinds=tuple(rel["clusterKinds"]),
+                workloads=tuple(workload(w, ("releases", name, "scalable", i)) for i, w in enumerate(rel["scalable"])),
+                namespaces=tuple(rel["namespaces"]), cluster_kinds=tuple(rel["clusterKinds"]),
+                variants=tuple(Variant(v["name"], tuple(v["providers"]),
+                                       tuple(v["paths"]) if "paths" in v else None,
+                                       tuple(v["components"]) if "components" in v else None, v["reason"],
+                                       tuple(v.get("requiredSettings") or ()))
+                               for v in rel.get("variants") or ()),
             )
             for name, rel in sorted(data["releases"].items())
         },

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .catalog import Catalog, Component
+from .catalog import Catalog, Component, Release, Variant
 from .errors import CatalogError, Problem
 from .refs import RemoteDir
 from .spec import ComponentConfig, Environment, Platform
+from .variants import base_name, chosen_variant, variant_source
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,16 @@ class PlannedComponent:
     config: ComponentConfig
     wave: int
     needs: tuple[str, ...] = ()  # the installed components it is applied after, in this environment
+    variant: Variant | None = None  # the cloud variant the environment's provider selects
 
     @property
     def name(self) -> str:
         return self.component.name
+
+    @property
+    def base(self) -> str:
+        """The folder below base/ this environment's overlay builds on."""
+        return base_name(self.component, self.variant)
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,18 @@ class Plan:
         return [self.catalog.components[name] for name in sorted(names)]
 
     @property
-    def source_roots(self) -> list[RemoteDir]:
-        """Every upstream kustomization root the enabled components build from."""
+    def bases(self) -> list[tuple[str, Component, Release]]:
+        """Each base the environments build on, by folder name below base/: one per component and variant
+        in use, with the release as that variant builds it."""
         release = self.platform.kubeflow_version
-        return sorted({root for c in self.base_components for root in c.releases[release].roots})
+        found = {p.base: (p.base, p.component, variant_source(p.component, release, p.variant))
+                 for env in self.environments for p in env.components}
+        return [found[name] for name in sorted(found)]
+
+    @property
+    def source_roots(self) -> list[RemoteDir]:
+        """Every upstream kustomization root the enabled components build from, in every variant in use."""
+        return sorted({root for _, _, source in self.bases for root in source.roots})
 
 
 def find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
@@ -122,7 +137,8 @@ def make_plan(platform: Platform, catalog: Catalog) -> Plan:
         sub = {name: tuple(d for d in needs[name] if d in enabled) for name in order if name in enabled}
         wave = waves(sub, [n for n in order if n in enabled])
         planned = tuple(
-            PlannedComponent(catalog.components[name], environment.components[name], wave[name], sub[name])
+            PlannedComponent(catalog.components[name], environment.components[name], wave[name], sub[name],
+                             chosen_variant(catalog.components[name], platform.kubeflow_version, environment.cluster.provider))
             for name in order if name in enabled
         )
         environments.append(EnvironmentPlan(environment, planned))

@@ -234,7 +234,7 @@ def kustomize_closure(root: Path, starts: Iterable[str]) -> Closure:
 def component_folders(root: Path, env_plan: EnvironmentPlan) -> list[str]:
     """The project folders of an environment's overlays and GitOps objects, and of its components' bases."""
     folders = [f"gitops/{env_plan.name}", f"overlays/{env_plan.name}"]
-    folders += [f"base/{p.name}" for p in env_plan.components if (root / "base" / p.name).is_dir()]
+    folders += [f"base/{p.base}" for p in env_plan.components if (root / "base" / p.base).is_dir()]
     return folders
 
 

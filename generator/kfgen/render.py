@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import Component, Hardening
+from .catalog import Component, Hardening, Release
 from .credentials import RequiredSecret, external_secret, required_secrets
 from .gitops import gitops_documents
 from .identity import identity_context
 from .placement import scheduling_patch
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
+from .sizing import apply_sizing
 from .spec import Profile
 from .trust import trust_configmaps, trust_patches
 from .yamlio import Manifest, dump, dump_all
@@ -78,9 +79,11 @@ def _yaml_file(source: str, document: Any) -> bytes:
     return (header(source) + dump(document)).encode()
 
 
-def render_base(component: Component, release: str, mode: str, mirrors: Mapping[str, str] | None = None) -> dict[str, bytes]:
-    folder = f"base/{component.name}"
-    source = component.releases[release]
+def render_base(component: Component, release: str, mode: str, mirrors: Mapping[str, str] | None = None,
+                name: str | None = None, source: Release | None = None) -> dict[str, bytes]:
+    """base/<name>: the component's upstream roots (source: the release, or one of its cloud variants)."""
+    folder = f"base/{name or component.name}"
+    source = source or component.releases[release]
     origin = f"components/{component.name}/component.yaml"
     files: dict[str, bytes] = {}
     patches: list[dict[str, Any]] = []
@@ -178,7 +181,8 @@ def environment_shared(plan: Plan, env_plan: EnvironmentPlan) -> EnvironmentShar
 
 
 def template_context(shared: EnvironmentShared, planned: PlannedComponent) -> dict[str, Any]:
-    return {**shared.context, "component": {"name": planned.name, "namespace": planned.component.namespace},
+    return {**shared.context, "component": {"name": planned.name, "namespace": planned.component.namespace,
+                                            "variant": planned.variant.name if planned.variant else None},
             "settings": planned.config.settings}
 
 
@@ -192,11 +196,6 @@ def profile_context(profile: Profile) -> dict[str, Any]:
 def binding_name(subject: str, role: str, kind: str) -> str:
     """The name Kubeflow's access management gives a contributor's RoleBinding and AuthorizationPolicy."""
     return f"{kind}-{re.sub(r'[^a-z0-9]+', '-', subject.lower()).strip('-')}-clusterrole-{role}"
-
-
-def _names_regex(names: tuple[str, ...]) -> str:
-    # Names are DNS-1123 names (the catalog schema checks), so they need no escaping.
-    return "^(" + "|".join(names) + ")$"
 
 
 class _Overlay:
@@ -235,39 +234,6 @@ class _Overlay:
         )
         self.files[f"{self.folder}/kustomization.yaml"] = _yaml_file(self.source, document)
         return self.files
-
-
-def _sizing(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentPlan, release: str) -> None:
-    """Replicas, resources and PodDisruptionBudgets of the component's scalable Deployments."""
-    scalable = planned.component.releases[release].scalable
-    if not scalable:
-        return
-    env = env_plan.environment
-    target = {"group": "apps", "kind": "Deployment", "name": _names_regex(scalable)}
-    replicas = planned.config.replicas if planned.config.replicas is not None else env.sizing.replicas
-    if replicas is not None:
-        overlay.add_patch("replicas.yaml", [{"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "metadata": {"name": "scalable"}, "spec": {"replicas": replicas}}], target)
-    resources = planned.config.resources or env.sizing.resources
-    if resources:
-        overlay.add_patch("resources.yaml", [[{"op": "add", "path": "/spec/template/spec/containers/0/resources",
-                                               "value": resources}]], target)
-    if env.sizing.high_availability and (replicas or 0) >= 2:
-        budgets = []
-        for name in scalable:
-            budgets.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                            "metadata": {"name": name, "namespace": planned.component.namespace},
-                            "spec": {"minAvailable": 1, "selector": {}}})
-            overlay.replacements.append({
-                "source": {"kind": "Deployment", "name": name, "fieldPath": "spec.selector.matchLabels"},
-                "targets": [{"select": {"kind": "PodDisruptionBudget", "name": name},
-                             "fieldPaths": ["spec.selector.matchLabels"], "options": {"create": True}}],
-            })
-            overlay.replacements.append({
-                "source": {"kind": "Deployment", "name": name, "fieldPath": "metadata.namespace"},
-                "targets": [{"select": {"kind": "PodDisruptionBudget", "name": name}, "fieldPaths": ["metadata.namespace"]}],
-            })
-        overlay.add_resource("poddisruptionbudgets.yaml", budgets)
 
 
 def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentPlan, release: str) -> None:
@@ -317,7 +283,8 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
             overlay.add_resource(name, documents)
         else:
             overlay.add_patch(name, documents, dict(patch.target or {}))
-    _sizing(overlay, planned, env_plan, plan.platform.kubeflow_version)
+    apply_sizing(overlay, planned, env_plan, plan.platform.kubeflow_version,
+                 lambda patch: render_documents(patch.template, context, f"components/{component.name}/{patch.template.name}"))
     scheduling = scheduling_patch(planned.config.scheduling.over(env_plan.environment.scheduling))
     if scheduling:
         overlay.add_patch("scheduling.yaml", [scheduling[0]], scheduling[1])
@@ -334,7 +301,7 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
     if exceptions:
         overlay.add_resource("mesh-permissive-ports.yaml", exceptions)
     has_base = bool(component.releases[plan.platform.kubeflow_version].roots)
-    return overlay.finish(f"../../../base/{component.name}" if has_base else None)
+    return overlay.finish(f"../../../base/{planned.base}" if has_base else None)
 
 
 def render_environment(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, bytes]:
@@ -353,10 +320,10 @@ def render_environment(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, bytes
 def render(plan: Plan) -> RenderedTree:
     files: dict[str, bytes] = {}
     release = plan.platform.kubeflow_version
-    for component in plan.base_components:
-        if not component.releases[release].roots:
+    for folder, component, upstream in plan.bases:
+        if not upstream.roots:
             continue  # made only of templates (tenants): nothing upstream to base on
-        files.update(render_base(component, release, plan.platform.source_mode, plan.platform.mirrors))
+        files.update(render_base(component, release, plan.platform.source_mode, plan.platform.mirrors, folder, upstream))
     for env_plan in plan.environments:
         files.update(render_environment(plan, env_plan))
         source = f"{plan.platform.file} (environment {env_plan.name}, gitops)"

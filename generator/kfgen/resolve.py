@@ -13,9 +13,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, Component
 from .errors import Problem, SpecError
 from .schemas import did_you_mean, validate_with
+from .sizing import replica_problem
 from .spec import (
     ENV_PLACEHOLDER,
     Cluster,
@@ -37,7 +38,7 @@ from .spec import (
     TopologySpread,
     validated,
 )
-from .yamlio import Document
+from .yamlio import Document, format_path
 
 _DISABLED = ComponentConfig(False, None, {}, (), {})
 # Folders kfgen writes or fills: a customization kept there would be overwritten or never committed.
@@ -188,6 +189,31 @@ class _Resolver:
                                  f"which is disabled in environment {env_name!r}: enable it, mark it provided, or choose another "
                                  f"{requirement.setting}")
 
+    def _check_replicas(self, component: Component, release: str, replicas: int | None, path: tuple[Any, ...], name: str,
+                        platform_layer: dict[str, Any], env_layer: dict[str, Any]) -> None:
+        """Explicit replicas above one are refused for a component with a Deployment that must run one."""
+        problem = replica_problem(component, release, replicas)
+        if problem:
+            written = "replicas" in (env_layer.get(name) or {})
+            self.fail((path + ("components", name, "replicas")) if written else ("components", name, "replicas"), problem)
+
+    def _check_variant_settings(self, component: Component, release: str, provider: str, settings: dict[str, Any],
+                                path: tuple[Any, ...]) -> None:
+        """The settings the environment's cloud variant of the component needs, which have no default."""
+        variant = component.releases[release].variant_for(provider)
+        if variant is None:
+            return
+        for setting in variant.required_settings:
+            if settings.get(setting) is None:
+                described = (component.settings_schema.get("properties") or {}).get(setting, {}).get("description", "")
+                first = described.split(". ")[0].rstrip(".")
+                # Located at the cluster's provider, which is what makes the setting required.
+                line, column = self.document.locate(path + ("cluster", "provider"))
+                self.problems.append(Problem(self.document.file, line, column,
+                                             format_path(path + ("components", component.name, "settings", setting)),
+                                             f"required where cluster.provider is {provider!r} ({component.name}'s "
+                                             f"{variant.name!r} variant)" + (f": {first}" if first else "")))
+
     def check_quantities(self, resources: Any, path: tuple[Any, ...]) -> None:
         # The schema allows integer quantities; a negative one would only fail in the cluster.
         for section in ("requests", "limits"):
@@ -237,6 +263,8 @@ class _Resolver:
                 provided_at=provided_at,
             )
             if merged["enabled"]:
+                self._check_replicas(component, release, merged.get("replicas"), path, name, platform_layer, env_layer)
+                self._check_variant_settings(component, release, env["cluster"]["provider"], merged["settings"], path)
                 for problem in validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",)):
                     self.problems.append(problem)
         self._check_dependencies(path, env["name"], components, platform_layer, env_layer)

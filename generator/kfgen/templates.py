@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from .embedded import with_json_fields
 from .errors import CatalogError
 from .yamlio import parse, to_json
 
@@ -28,9 +29,16 @@ def _finalize(value: Any) -> str:
         raise jinja2.TemplateError(f"cannot print {type(value).__name__} as JSON: {err}") from None
 
 
+def _json_fields(text: str, fields: dict[str, Any]) -> str:
+    try:
+        return with_json_fields(text, fields)
+    except ValueError as err:
+        raise jinja2.TemplateError(f"json_fields: {err}") from None
+
+
 @cache
 def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    environment = SandboxedEnvironment(
         finalize=_finalize,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -38,6 +46,9 @@ def _environment() -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # `text | json_fields({...})`: upstream's embedded JSON with some fields set (embedded.py).
+    environment.filters["json_fields"] = _json_fields
+    return environment
 
 
 @cache
