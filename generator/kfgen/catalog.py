@@ -17,6 +17,23 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
+class ImagePlace:
+    """An image reference upstream keeps outside a container's `image` field, which kustomize's `images`
+    does not reach: an environment variable, an argument, a ConfigMap value, a field of a custom resource."""
+
+    kind: str  # of the built object
+    name: str  # of the built object (before any hash suffix)
+    file: str  # the upstream file, relative to the repository, that defines the value
+    source: str  # how file holds it: manifest | file | envFile | literal
+    container: str | None = None  # env, arg: the container, else every container of the pod template
+    env: str | None = None  # the value of this environment variable
+    arg: str | None = None  # the argument --flag=IMAGE
+    key: str | None = None  # the ConfigMap data key
+    format: str = "text"  # of the ConfigMap value: yaml | json | text
+    path: str | None = None  # a JSON pointer to the value in a custom resource
+
+
+@dataclass(frozen=True)
 class Release:
     """Where a component's manifests come from in one Kubeflow release."""
 
@@ -29,6 +46,7 @@ class Release:
     scalable: tuple[str, ...]
     namespaces: tuple[str, ...]
     cluster_kinds: tuple[str, ...]
+    image_places: tuple[ImagePlace, ...] = ()
 
     def _dir(self, path: str) -> RemoteDir:
         host, owner, repo = self.repo.split("/")
@@ -198,6 +216,7 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
                 components=tuple(rel.get("components", ())), crds=tuple(rel["crds"]), images=tuple(rel["images"]),
                 scalable=tuple(rel["scalable"]), namespaces=tuple(rel["namespaces"]),
                 cluster_kinds=tuple(rel["clusterKinds"]),
+                image_places=tuple(_image_place(place) for place in rel.get("imagePlaces", ())),
             )
             for name, rel in sorted(data["releases"].items())
         },
@@ -217,6 +236,12 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
         hardening=_hardening(data.get("hardening") or {}, data["namespace"]),
     )
     return component, problems
+
+
+def _image_place(data: Manifest) -> ImagePlace:
+    return ImagePlace(kind=data["kind"], name=data["name"], file=data["file"], source=data.get("from", "manifest"),
+                      container=data.get("container"), env=data.get("env"), arg=data.get("arg"), key=data.get("key"),
+                      format=data.get("format", "text"), path=data.get("path"))
 
 
 def _hardening(data: Manifest, namespace: str) -> Hardening:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Component, Hardening
 from .credentials import RequiredSecret, external_secret, required_secrets
 from .gitops import gitops_documents
 from .identity import identity_context
+from .mirror import MirrorInputs, mirror_image, mirror_patches
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .spec import Profile
@@ -36,8 +37,6 @@ ORDER_FIRST = [
     "PersistentVolume", "PersistentVolumeClaim", "Deployment", "StatefulSet", "CronJob", "PodDisruptionBudget",
 ]
 ORDER_LAST = ["ValidatingWebhookConfiguration"]
-
-_REGISTRY_HOST = re.compile(r"^[^/]*[.:][^/]*/|^localhost/")
 
 
 def header(source: str) -> str:
@@ -56,14 +55,6 @@ def upstream_reference(root: RemoteDir, mode: str, from_dir: str, mirrors: Mappi
     if mode == "remote":
         return root.url_via(mirrors or {})
     return os.path.relpath(f"{VENDOR_DIR}/{root.relpath}", from_dir)
-
-
-def mirror_image(image: str, mirror: str) -> str:
-    """The name of image in the mirror: the registry host is replaced, the repository path kept."""
-    path = _REGISTRY_HOST.sub("", image, count=1)
-    if "/" not in path:
-        path = f"library/{path}"
-    return f"{mirror}/{path}"
 
 
 def _kustomization(**fields: Any) -> Manifest:
@@ -153,9 +144,10 @@ class EnvironmentShared:
 
     context: dict[str, Any]
     secrets: list[RequiredSecret]
+    mirror_inputs: MirrorInputs = field(default_factory=MirrorInputs)
 
 
-def environment_shared(plan: Plan, env_plan: EnvironmentPlan) -> EnvironmentShared:
+def environment_shared(plan: Plan, env_plan: EnvironmentPlan, mirror_inputs: MirrorInputs | None = None) -> EnvironmentShared:
     env = env_plan.environment
     platform = plan.platform
     context = {
@@ -172,7 +164,7 @@ def environment_shared(plan: Plan, env_plan: EnvironmentPlan) -> EnvironmentShar
         "profiles": [profile_context(p) for p in env.profiles],
         "identity": identity_context(env),
     }
-    return EnvironmentShared(context, required_secrets(plan, env_plan))
+    return EnvironmentShared(context, required_secrets(plan, env_plan), mirror_inputs or MirrorInputs())
 
 
 def template_context(shared: EnvironmentShared, planned: PlannedComponent) -> dict[str, Any]:
@@ -281,6 +273,15 @@ def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentP
     overlay.images.extend(replaced.values())
 
 
+def _image_places(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentPlan, release: str,
+                  shared: EnvironmentShared) -> None:
+    """Image references outside containers' image fields, through the mirror (see mirror.py)."""
+    mirror = env_plan.environment.registry_mirror
+    if mirror:
+        for name, operations, target in mirror_patches(planned.component, release, mirror, shared.mirror_inputs):
+            overlay.add_patch(name, [operations], target)
+
+
 def _credentials(overlay: _Overlay, env_plan: EnvironmentPlan, shared: EnvironmentShared, planned: PlannedComponent) -> None:
     """The environment's secrets backend provides the Secrets the base removed."""
     environment = env_plan.environment
@@ -315,6 +316,7 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
             overlay.add_patch(name, documents, dict(patch.target or {}))
     _sizing(overlay, planned, env_plan, plan.platform.kubeflow_version)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version)
+    _image_places(overlay, planned, env_plan, plan.platform.kubeflow_version, shared)
     _credentials(overlay, env_plan, shared, planned)
     exceptions = mesh_exceptions(component, env_plan)
     if exceptions:
@@ -323,9 +325,9 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
     return overlay.finish(f"../../../base/{component.name}" if has_base else None)
 
 
-def render_environment(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, bytes]:
+def render_environment(plan: Plan, env_plan: EnvironmentPlan, mirror_inputs: MirrorInputs | None = None) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
-    shared = environment_shared(plan, env_plan)
+    shared = environment_shared(plan, env_plan, mirror_inputs)
     for planned in env_plan.components:
         files.update(render_overlay(plan, env_plan, shared, planned))
     document = _kustomization(
@@ -336,15 +338,21 @@ def render_environment(plan: Plan, env_plan: EnvironmentPlan) -> dict[str, bytes
     return files
 
 
-def render(plan: Plan) -> RenderedTree:
+def render(plan: Plan, mirror_inputs: MirrorInputs | None = None) -> RenderedTree:
+    """The plan's files; mirror_inputs holds the upstream files its image places name (mirror.read_inputs),
+    read from the source caches of $KFGEN_SOURCE_CACHE when not given."""
+    from .mirror import read_inputs
+
     files: dict[str, bytes] = {}
+    if mirror_inputs is None:
+        mirror_inputs = read_inputs(plan, None, None)
     release = plan.platform.kubeflow_version
     for component in plan.base_components:
         if not component.releases[release].roots:
             continue  # made only of templates (tenants): nothing upstream to base on
         files.update(render_base(component, release, plan.platform.source_mode, plan.platform.mirrors))
     for env_plan in plan.environments:
-        files.update(render_environment(plan, env_plan))
+        files.update(render_environment(plan, env_plan, mirror_inputs))
         source = f"{plan.platform.file} (environment {env_plan.name}, gitops)"
         for name, documents in gitops_documents(plan, env_plan).items():
             body = dump(documents[0]) if len(documents) == 1 else dump_all(documents)
