@@ -16,6 +16,7 @@ import yaml
 from helpers import TempProject, spec_for_release
 from kfgen.build import EnvironmentBuild
 from kfgen.errors import BuildError
+from kfgen.images import environment_images
 from kfgen.mirror import MirrorInputs, read_inputs
 from kfgen.render import render
 
@@ -72,8 +73,8 @@ def all_components_spec(release: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def mirrored(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], tuple[str, EnvironmentBuild]]:
-    """(release, environment) -> (its mirror, its build) for each environment of the spec that sets a mirror."""
+def mirrored(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], tuple[str, EnvironmentBuild, TempProject]]:
+    """(release, environment) -> (its mirror, its build, the project) for each environment that sets a mirror."""
     builds = {}
     for release in RELEASES:
         spec = all_components_spec(release)
@@ -82,7 +83,7 @@ def mirrored(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
         project.render()
         for environment in spec["environments"]:
             if environment.get("registryMirror"):
-                builds[(release, environment["name"])] = (environment["registryMirror"], project.build(environment["name"]))
+                builds[(release, environment["name"])] = (environment["registryMirror"], project.build(environment["name"]), project)
     assert len(builds) == 2 * len(RELEASES)
     return builds
 
@@ -90,7 +91,7 @@ def mirrored(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
 @pytest.mark.slow
 @pytest.mark.parametrize("release", RELEASES)
 def test_every_image_comes_from_the_mirror(mirrored, release):
-    for (found_release, env), (mirror, build) in mirrored.items():
+    for (found_release, env), (mirror, build, project) in mirrored.items():
         if found_release != release:
             continue
         objects = [obj for component in build.components for obj in component.objects]
@@ -100,6 +101,31 @@ def test_every_image_comes_from_the_mirror(mirrored, release):
         # The scan does see what it looks for: the catalog's places, embedded YAML among them.
         assert any("katib-config" in where and "|" in where for refs in found.values() for where in refs)
         assert len(found) > 60
+        # kfgen images, which looks only where the catalog says images are, lists exactly what the scan found.
+        plan = project.plan()
+        listed = environment_images(plan.environment(env), release, objects, read_inputs(plan, project.root, None))
+        assert {i.image for i in listed} == set(found)
+        assert all(i.source != i.image and not i.source.startswith(mirror) for i in listed)
+
+
+@pytest.mark.slow
+def test_kfgen_images_lists_what_the_scan_finds(project):
+    project.vendor()
+    project.render()
+    listed = project.kfgen("images", "--env", "prod", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    images = json.loads(listed.stdout)
+    assert [i["image"] for i in images] == sorted(i["image"] for i in images)
+    assert {i["image"] for i in images} == set(image_references(project.build("prod").objects))
+    driver = next(i for i in images if i["name"].endswith("/kfp-driver"))
+    assert driver["image"].startswith("registry.example.com/mirror/kubeflow/kfp-driver:")
+    assert driver["source"] == "ghcr.io/kubeflow/kfp-driver:" + driver["tag"]
+    skopeo = project.kfgen("images", "--env", "prod", "--format", "skopeo")
+    assert skopeo.returncode == 0, skopeo.stderr
+    sync = yaml.safe_load(skopeo.stdout)
+    assert driver["tag"] in sync["ghcr.io"]["images"]["kubeflow/kfp-driver"]
+    assert sum(len(repos["images"]) for repos in sync.values()) <= len(images)
+    assert project.kfgen("images", "--env", "prod", "--format", "skopeo").stdout == skopeo.stdout
 
 
 def test_the_scan_finds_images_in_places_the_catalog_does_not_know():
@@ -147,3 +173,37 @@ def test_the_image_lock_pins_rewritten_values_by_digest(tmp_path: Path):
     (tmp_path / IMAGE_LOCK).write_text(json.dumps({"images": {"ghcr.io/kubeflow/kfp-driver:2.16.0": "latest"}}))
     with pytest.raises(InputError, match="sha256"):
         load_image_lock(tmp_path / IMAGE_LOCK)
+
+
+@pytest.mark.slow
+def test_an_image_lock_pins_every_image_and_check_names_what_it_lacks(project):
+    import hashlib
+
+    from kfgen.images import unpinned_findings
+    from kfgen.mirror import IMAGE_LOCK
+
+    project.vendor()
+    project.render()
+    listed = project.kfgen("images", "--env", "prod", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    sources = sorted({i["source"] for i in json.loads(listed.stdout) if i["digest"] is None})
+    left_out = next(s for s in sources if "/kfp-driver:" in s)
+    lock = {s: "sha256:" + hashlib.sha256(s.encode()).hexdigest() for s in sources if s != left_out}
+    (project.root / IMAGE_LOCK).write_text(json.dumps({"images": lock}))
+    project.render()
+    build = project.build("prod")
+    plan = project.plan()
+    images = environment_images(plan.environment("prod"), "26.03", build.objects, read_inputs(plan, project.root, None))
+    by_source = {i.source.split("@")[0]: i for i in images}
+    for source, digest in lock.items():
+        name = source.rsplit(":", 1)[0]
+        pinned = [i for i in images if i.digest == digest]
+        assert pinned and all(i.image.startswith("registry.example.com/mirror/") for i in pinned), (source, by_source.get(source))
+        assert all(i.name != name or i.digest for i in images)
+    findings = unpinned_findings(plan.environment("prod"), "26.03", [(c.name, c.objects) for c in build.components],
+                                 read_inputs(plan, project.root, None))
+    assert [(f.component, f.check) for f in findings] == [("pipelines", "image-lock")]
+    assert left_out in findings[0].message
+    (project.root / IMAGE_LOCK).write_text(json.dumps({"images": {left_out: "latest"}}))
+    refused = project.kfgen("render")
+    assert refused.returncode == 2 and IMAGE_LOCK in refused.stderr

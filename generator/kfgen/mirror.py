@@ -101,6 +101,16 @@ def rewrite_text(text: str, mirror: str, pins: dict[str, str]) -> str:
     return pattern.sub(lambda m: rewrite(m.group(1), mirror, pins), text)
 
 
+def image_entries(name: str, mirror: str, pins: dict[str, str]) -> list[dict[str, str]]:
+    """kustomize `images` entries that move a container image into the mirror: one per tag the image lock
+    pins (kustomize matches `name:tag` too), else one for every tag of the name."""
+    pinned = sorted((source, digest) for source, digest in pins.items()
+                    if (ref := parse_reference(source)) is not None and ref.name == name)
+    if not pinned:
+        return [{"name": name, "newName": mirror_image(name, mirror)}]
+    return [{"name": source, "newName": mirror_image(name, mirror), "digest": digest} for source, digest in pinned]
+
+
 @dataclass(frozen=True)
 class MirrorInputs:
     """What rendering needs beyond the plan to mirror image places: upstream's files, by

@@ -20,7 +20,7 @@ from .catalog import Component, Hardening
 from .credentials import RequiredSecret, external_secret, required_secrets
 from .gitops import gitops_documents
 from .identity import identity_context
-from .mirror import MirrorInputs, mirror_image, mirror_patches
+from .mirror import MirrorInputs, image_entries, mirror_image, mirror_patches
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .spec import Profile
@@ -258,12 +258,13 @@ def _sizing(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentP
         overlay.add_resource("poddisruptionbudgets.yaml", budgets)
 
 
-def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentPlan, release: str) -> None:
+def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentPlan, release: str, pins: dict[str, str]) -> None:
     mirror = env_plan.environment.registry_mirror
     replaced: dict[str, dict[str, str]] = {}
     if mirror:
         for name in planned.component.releases[release].images:
-            replaced[name] = {"name": name, "newName": mirror_image(name, mirror)}
+            for entry in image_entries(name, mirror, pins):
+                replaced[entry["name"]] = entry
     for image in planned.config.images:
         entry = dict(replaced.get(image["name"], {"name": image["name"]}))
         if mirror and "newName" in image:
@@ -315,7 +316,7 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
         else:
             overlay.add_patch(name, documents, dict(patch.target or {}))
     _sizing(overlay, planned, env_plan, plan.platform.kubeflow_version)
-    _images(overlay, planned, env_plan, plan.platform.kubeflow_version)
+    _images(overlay, planned, env_plan, plan.platform.kubeflow_version, shared.mirror_inputs.pins)
     _image_places(overlay, planned, env_plan, plan.platform.kubeflow_version, shared)
     _credentials(overlay, env_plan, shared, planned)
     exceptions = mesh_exceptions(component, env_plan)
