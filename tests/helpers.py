@@ -20,6 +20,7 @@ import yaml
 
 from kfgen.build import Builder, EnvironmentBuild, build_environment
 from kfgen.catalog import load_catalog
+from kfgen.mirror import read_inputs
 from kfgen.output import write_tree
 from kfgen.plan import make_plan
 from kfgen.render import render
@@ -92,7 +93,8 @@ class TempProject:
         return make_plan(load_platform(self.spec_path, catalog), catalog)
 
     def render(self) -> None:
-        write_tree(render(self.plan()), self.root)
+        plan = self.plan()
+        write_tree(render(plan, read_inputs(plan, self.root, source_cache_dirs())), self.root)
 
     def vendor(self) -> None:
         entries = vendor(self.plan().source_roots, SourceCache(source_cache_dirs()), self.root / "vendor")

@@ -51,6 +51,23 @@ class ScaledWorkload:
 
 
 @dataclass(frozen=True)
+class ImagePlace:
+    """An image reference upstream keeps outside a container's `image` field, which kustomize's `images`
+    does not reach: an environment variable, an argument, a ConfigMap value, a field of a custom resource."""
+
+    kind: str  # of the built object
+    name: str  # of the built object (before any hash suffix)
+    file: str  # the upstream file, relative to the repository, that defines the value
+    source: str  # how file holds it: manifest | file | envFile | literal
+    container: str | None = None  # env, arg: the container, else every container of the pod template
+    env: str | None = None  # the value of this environment variable
+    arg: str | None = None  # the argument --flag=IMAGE
+    key: str | None = None  # the ConfigMap data key
+    format: str = "text"  # of the ConfigMap value: yaml | json | text
+    path: str | None = None  # a JSON pointer to the value in a custom resource
+
+
+@dataclass(frozen=True)
 class Release:
     """Where a component's manifests come from in one Kubeflow release."""
 
@@ -64,6 +81,7 @@ class Release:
     namespaces: tuple[str, ...]
     cluster_kinds: tuple[str, ...]
     variants: tuple[Variant, ...] = ()
+    image_places: tuple[ImagePlace, ...] = ()
 
     @property
     def scalable(self) -> tuple[str, ...]:
@@ -293,6 +311,7 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
                                        tuple(v["components"]) if "components" in v else None, v["reason"],
                                        tuple(v.get("requiredSettings") or ()))
                                for v in rel.get("variants") or ()),
+                image_places=tuple(_image_place(place) for place in rel.get("imagePlaces", ())),
             )
             for name, rel in sorted(data["releases"].items())
         },
@@ -318,6 +337,12 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
         if requirement.setting not in (data["settings"].get("properties") or {}):
             problems.append(document.problem(("requires", index, "setting"), f"no setting {requirement.setting!r} in this entry's settings"))
     return component, problems
+
+
+def _image_place(data: Manifest) -> ImagePlace:
+    return ImagePlace(kind=data["kind"], name=data["name"], file=data["file"], source=data.get("from", "manifest"),
+                      container=data.get("container"), env=data.get("env"), arg=data.get("arg"), key=data.get("key"),
+                      format=data.get("format", "text"), path=data.get("path"))
 
 
 def _hardening(data: Manifest, namespace: str) -> Hardening:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .apply import ApplyReport, Cluster, Progress, Rejection, apply_environment, rejections
@@ -42,10 +42,11 @@ class CheckReport:
     unused_exceptions: list[PolicyException]
     server: list[ApplyReport]  # the API server's dry run, when a cluster was given
     outside_files: list[Path] | None  # what the check read from outside the project; None: too much to record
+    unpinned: list[Finding] = field(default_factory=list)  # images an image lock does not pin (images.py)
 
     @property
     def findings(self) -> list[Finding]:
-        return [f for checked in self.environments for f in checked.report.findings]
+        return [f for checked in self.environments for f in checked.report.findings] + self.unpinned
 
     @property
     def violations(self) -> list[PolicyViolation]:
@@ -80,7 +81,12 @@ def check_project(
     server_reports: list[ApplyReport] = []
     policy_reports: list[PolicyReport] = []
     unused: list[PolicyException] = []
+    unpinned: list[Finding] = []
     if builds is not None:
+        from .images import unpinned_findings
+        from .mirror import read_inputs
+
+        mirror_inputs = read_inputs(plan, root, sources.directories)
         shared = SharedVerdicts()
         cluster = Cluster(server) if server else None
         policies = load_suite(root)
@@ -91,6 +97,8 @@ def check_project(
                 env_plans.append(env_plan)
                 pending.append(conftest_runs.submit(checked_policies, policies, env_plan.environment, build.components, cache))
                 checked.append(CheckedEnvironment(checked_environment(plan, root, env_plan, build, sources, cache, shared), build.seconds))
+                unpinned.extend(unpinned_findings(env_plan, plan.platform.kubeflow_version,
+                                                  [(c.name, c.objects) for c in build.components], mirror_inputs))
                 if cluster is not None:
                     server_reports.append(apply_environment(cluster, build, dry_run=True, progress=progress_for(f"server {env_plan.name}")))
             policy_reports = [result.result() for result in pending]
@@ -99,4 +107,4 @@ def check_project(
             outside.extend(path for env_plan in env_plans for path in prerequisite_files(env_plan.environment))
         if policy_reports and every_environment:  # an exception is unused only if no environment needs it
             unused = unused_exceptions(policies.exceptions, policy_reports)
-    return CheckReport(drifted, checked, policy_reports, unused, server_reports, outside)
+    return CheckReport(drifted, checked, policy_reports, unused, server_reports, outside, unpinned)

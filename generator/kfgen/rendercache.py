@@ -19,6 +19,7 @@ from .buildcache import digest_text, digest_tree
 
 if TYPE_CHECKING:
     from .inputcache import Inputs
+    from .mirror import MirrorInputs
     from .plan import Plan
     from .render import RenderedTree
 
@@ -32,24 +33,26 @@ def _code_digest() -> str | None:
     return digest.hexdigest() if digest_tree(digest, _PACKAGE, "kfgen", frozenset({"__pycache__"})) else None
 
 
-def render_key(inputs_key: str | None) -> str | None:
+def render_key(inputs_key: str | None, mirror_key: str = "") -> str | None:
     code = _code_digest()
-    return digest_text("rendered-tree", inputs_key, code) if inputs_key and code else None
+    return digest_text("rendered-tree", inputs_key, code, mirror_key) if inputs_key and code else None
 
 
-def render_cached(plan: Plan, inputs: Inputs | None) -> RenderedTree:
-    """render(plan), from the cache when the inputs the plan was made from rendered before."""
+def render_cached(plan: Plan, inputs: Inputs | None, mirror_inputs: MirrorInputs | None = None) -> RenderedTree:
+    """render(plan), from the cache when the inputs the plan was made from rendered before. The upstream
+    files and image lock that mirrored environments read (mirror.py) are part of the key."""
     from .render import RenderedTree
 
     cache = inputs.cache if inputs else None
-    key = render_key(inputs.key) if inputs and cache is not None else None
+    mirror_key = mirror_inputs.digest() if mirror_inputs is not None else ""
+    key = render_key(inputs.key, mirror_key) if inputs and cache is not None else None
     stored = cache.get_bytes(key) if key and cache is not None else None
     files = _unpack(stored) if stored is not None else None
     if files is not None:
         return RenderedTree(files)
     from .render import render
 
-    tree = render(plan)
+    tree = render(plan, mirror_inputs)
     # Templates are read as they render: the tree is kept only if the inputs still have the key.
     if key and inputs is not None and cache is not None and inputs.unchanged():
         cache.put_bytes(key, _pack(tree.files))

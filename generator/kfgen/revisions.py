@@ -19,6 +19,7 @@ from .buildcache import BuildCache
 from .catalog import load_catalog
 from .diff import DiffReport, Snapshot, compare
 from .errors import InputError
+from .mirror import read_inputs
 from .output import write_tree
 from .plan import make_plan
 from .render import render
@@ -70,7 +71,7 @@ def snapshot(tree: Path, project_root: Path, label: str, cache: SourceCache, job
     catalog = load_catalog(tree / "components")
     platform = load_platform(tree / "platform.yaml", catalog, f"{label}:platform.yaml")
     plan = make_plan(platform, catalog)
-    write_tree(render(plan), tree)
+    write_tree(render(plan, read_inputs(plan, tree, cache.directories)), tree)
     if platform.source_mode == "vendored":
         write_lock(tree / LOCK_FILE, vendor(plan.source_roots, cache, tree / "vendor"))
     result: Snapshot = {}

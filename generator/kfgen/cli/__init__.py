@@ -31,6 +31,7 @@ COMMANDS = {
     "status": "the GitOps controllers' view of each component: synced, healthy, on the latest publish",
     "diff": "compare the built platform of two revisions",
     "graph": "draw the dependency graph (mermaid or dot)",
+    "images": "list every image an environment pulls, with its source (list, json, or a skopeo sync file)",
     "upgrade": "move platform.yaml to another Kubeflow release",
 }
 EXIT_INTERNAL = 70

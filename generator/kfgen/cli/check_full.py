@@ -42,7 +42,7 @@ def run_check(args: argparse.Namespace) -> CheckOutcome:
     project = load_project(args)
     env_plans = [project.plan.environment(args.env)] if args.env else list(project.plan.environments)
     builds = None if args.drift_only else built_environments(project, args, env_plans)
-    report = check_project(project.root, project.plan, rendered(project), builds, source_cache(args, project.root),
+    report = check_project(project.root, project.plan, rendered(project, args), builds, source_cache(args, project.root),
                            build_cache(args, project.root), args.server, progress_printer, every_environment=not args.env)
     if args.output == "json":
         _print_json(report)

@@ -61,17 +61,19 @@ def load_project(args: argparse.Namespace) -> Project:
     return Project(root, inputs.catalog, inputs.platform, plan, inputs)
 
 
-def rendered(project: Project) -> RenderedTree:
+def rendered(project: Project, args: argparse.Namespace) -> RenderedTree:
     """The project's rendered tree, from the build cache when the inputs are unchanged (see rendercache.py)."""
+    from ..mirror import read_inputs
     from ..rendercache import render_cached
 
-    return render_cached(project.plan, project.inputs)
+    caches = source_cache(args, project.root).directories
+    return render_cached(project.plan, project.inputs, read_inputs(project.plan, project.root, caches))
 
 
 def source_cache(args: argparse.Namespace, root: Path) -> SourceCache:
     from ..sources import SourceCache
 
-    directories = [Path(d) for d in args.source_cache]
+    directories = [Path(d) for d in getattr(args, "source_cache", [])]
     if not directories and os.environ.get("KFGEN_SOURCE_CACHE"):
         directories = [Path(d) for d in os.environ["KFGEN_SOURCE_CACHE"].split(os.pathsep) if d]
     if not directories:

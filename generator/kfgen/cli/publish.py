@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args)
     spec = Path(args.spec).resolve() if args.spec else project.root / "platform.yaml"
     options = PublishOptions(tuple(args.env), args.allow_dirty, args.push, args.jobs)
-    report = publish(project.root, spec, project.plan, rendered(project), source_cache(args, project.root),
+    report = publish(project.root, spec, project.plan, rendered(project, args), source_cache(args, project.root),
                      build_cache(args, project.root), options, lambda env: progress_printer(f"hydrate {env}"))
     failed = report.push is not None and not report.push.ok
     if args.output == "json":

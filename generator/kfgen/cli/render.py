@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = load_project(args)
-    result = write_tree(rendered(project), project.root)
+    result = write_tree(rendered(project, args), project.root)
     if args.output == "json":
         print(json.dumps({"written": result.written, "removed": result.removed, "unchanged": result.unchanged}))
     else:
