@@ -1,4 +1,5 @@
-"""Pipelines' data settings: database, object store, cloud identity and volumes, in the built objects.
+"""Pipelines' data settings (database, object store, cloud identity, volumes) and the volumes of Katib's and
+the model registry's databases, in the built objects.
 
 Each setting is looked for everywhere upstream reads it: the install config and the Deployments whose
 environment takes its keys, the workflow controller's artifact repository, the kfp-launcher defaults,
@@ -300,3 +301,19 @@ def test_removing_a_store_fails_the_build_when_upstream_changed_it(variants):
             variants.build("keys")
     finally:
         patch.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_katib_and_model_registry_volumes(built, release):
+    spec = shipped_spec()
+    prod = next(e for e in spec["environments"] if e["name"] == "prod")["components"]
+    for env in ("local", "prod"):
+        build = built(release, env)
+        for component, claim in (("katib", "katib-mysql"), ("model-registry", "metadata-mysql")):
+            objects = next(c.objects for c in build.components if c.name == component)
+            volume = _by_id(objects)[("", "PersistentVolumeClaim", "kubeflow", claim)]["spec"]
+            if env == "prod":
+                wanted = prod[component]["settings"]["persistence"]
+                assert (volume["storageClassName"], volume["resources"]["requests"]["storage"]) == (wanted["storageClass"], wanted["size"])
+            else:  # upstream's claim: the cluster's default class, 10Gi
+                assert "storageClassName" not in volume and volume["resources"]["requests"]["storage"] == "10Gi"
