@@ -130,7 +130,7 @@ def test_external_secrets_provide_every_required_secret(env, built):
 
 
 def test_pipelines_mysql_requires_the_password(built):
-    mysql = next(o for o in built("26.03", "prod").objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "mysql")
+    mysql = next(o for o in built("26.03", "local").objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "mysql")
     env = {e["name"]: e for e in mysql["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "MYSQL_ALLOW_EMPTY_PASSWORD" not in env
     assert env["MYSQL_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mysql-secret", "key": "password"}

@@ -61,7 +61,8 @@ def test_prod_containers_all_have_requests_and_limits(built, release):
 
 def test_catalog_hardening_lands_on_the_objects_it_names(built):
     catalog = load_catalog(PROJECT / "components")
-    by_name = {(o["kind"], o["metadata"]["name"]): o for o in _objects(built, "prod")}
+    # local: the environment that keeps Pipelines' in-cluster MySQL and SeaweedFS, hardened too
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in _objects(built, "local")}
     checked = 0
     for component in catalog.components.values():
         for workload in component.hardening.workloads:

@@ -122,6 +122,7 @@ class SecretKey:
     name: str
     value: str | None  # a fixed value that is not secret, else None
     credential: str  # the credential it holds, shared across Secrets: <secret>/<key> unless the catalog says
+    setting: str | None = None  # a dotted settings path whose value, when set, is the key's fixed value
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class CatalogSecret:
     description: str
     releases: tuple[str, ...]  # empty: every release
     keys: tuple[SecretKey, ...]
+    when: str | None = None  # a template expression over the settings: needed only when true
 
 
 @dataclass(frozen=True)
@@ -323,8 +325,10 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
             CatalogSecret(
                 name=secret["name"], namespace=secret.get("namespace", data["namespace"]), description=secret["description"],
                 releases=tuple(secret.get("releases", ())),
-                keys=tuple(SecretKey(key["name"], key.get("value"), key.get("credential", f"{secret['name']}/{key['name']}"))
+                keys=tuple(SecretKey(key["name"], key.get("value"), key.get("credential", f"{secret['name']}/{key['name']}"),
+                                     key.get("setting"))
                            for key in secret["keys"]),
+                when=secret.get("when"),
             )
             for secret in data.get("secrets") or ()
         ),

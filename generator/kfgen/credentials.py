@@ -95,18 +95,47 @@ def _identity_secrets(env_plan: EnvironmentPlan) -> list[RequiredSecret]:
     return found
 
 
+def _setting(settings: dict[str, Any], path: str) -> Any:
+    value: Any = settings
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _with_settings(keys: tuple[SecretKey, ...], settings: dict[str, Any]) -> tuple[SecretKey, ...]:
+    """Keys whose fixed value comes from a setting (an external database's user) take it when it is set."""
+    resolved = []
+    for key in keys:
+        value = _setting(settings, key.setting) if key.setting else None
+        resolved.append(SecretKey(key.name, str(value), key.credential) if value is not None else key)
+    return tuple(resolved)
+
+
 def required_secrets(plan: Plan, env_plan: EnvironmentPlan) -> list[RequiredSecret]:
-    """Every Secret the environment's enabled components need from its backend, by component order."""
+    """Every Secret the environment's enabled components need from its backend, by component order.
+
+    A catalog Secret with a `when:` is needed only where the component's settings make it true (no
+    object-store keys where the store is reached through workload identity)."""
     release = plan.platform.kubeflow_version
     found: list[RequiredSecret] = []
     for planned in env_plan.components:
+        settings = planned.config.settings
         for secret in planned.component.secrets_in(release):
             if secret.name == "dex-passwords":
                 continue  # its keys follow the spec's static users (below)
-            found.append(RequiredSecret(planned.name, secret.name, secret.namespace, secret.description, secret.keys, True))
+            if secret.when and not _needed(secret.when, settings, planned.component.file):
+                continue
+            found.append(RequiredSecret(planned.name, secret.name, secret.namespace, secret.description,
+                                        _with_settings(secret.keys, settings), True))
     found.extend(_identity_secrets(env_plan))
     order = {p.name: i for i, p in enumerate(env_plan.components)}
     return sorted(found, key=lambda s: (order[s.component], s.namespace, s.name))
+
+
+def _needed(expression: str, settings: dict[str, Any], where: str) -> bool:
+    from .templates import evaluate  # Jinja only once a catalog Secret is conditional
+
+    return bool(evaluate(expression, {"settings": settings}, where))
 
 
 def remote_reference(credential: str, prefix: str) -> tuple[str, str]:

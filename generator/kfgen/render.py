@@ -167,6 +167,9 @@ def environment_shared(plan: Plan, env_plan: EnvironmentPlan, mirror_inputs: Mir
             "registryMirror": env.registry_mirror,
         },
         "profiles": [profile_context(p) for p in env.profiles],
+        # Enabled components' resolved settings, for templates that follow another component's (a
+        # profile namespace's service account carries the identity Pipelines reads its store with).
+        "components": {p.name: p.config.settings for p in env_plan.components},
         "identity": identity_context(env),
     }
     return EnvironmentShared(context, required_secrets(plan, env_plan), mirror_inputs or MirrorInputs())

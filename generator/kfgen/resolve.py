@@ -129,8 +129,9 @@ class _Resolver:
                     self._check_settings(component.settings_schema, settings, path + (name, "settings"))
 
     def _check_settings(self, schema: dict[str, Any], settings: dict[str, Any], path: tuple[Any, ...]) -> None:
-        # Layers are partial, so check them without `required`; the merged result is checked whole.
-        partial = {key: value for key, value in schema.items() if key != "required"}
+        # Layers are partial, so check them without `required` nor the rules across settings (a
+        # top-level allOf); the merged result is checked whole.
+        partial = {key: value for key, value in schema.items() if key not in ("required", "allOf")}
         self.problems.extend(validate_with(self.document, partial, settings, path))
 
     def _check_dependencies(self, path: tuple[Any, ...], env_name: str, components: dict[str, ComponentConfig],

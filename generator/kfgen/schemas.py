@@ -105,9 +105,52 @@ def _found(value: Any, written: str | None, typed: bool = True) -> str:
     return f"{_type_name(value)} {show(value)}"
 
 
-def _describe(error: jsonschema.ValidationError, document: Document, prefix: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+def _conditions(schema: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """The `const` values an `if` schema asks for, as `field is value`."""
+    found: list[str] = []
+    if isinstance(schema, dict):
+        if "const" in schema:
+            found.append(f"{'.'.join(path)} is {json.dumps(schema['const'])}")
+        for name, sub in (schema.get("properties") or {}).items():
+            found.extend(_conditions(sub, path + (name,)))
+    return found
+
+
+def _walk(node: Any, steps: list[Any]) -> Any:
+    for step in steps:
+        found = (isinstance(node, dict) and step in node) or (isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node))
+        if not found:
+            return None
+        node = node[step]
+    return node
+
+
+def _refused(error: jsonschema.ValidationError, root: Any, data: Any) -> tuple[tuple[Any, ...], str]:
+    """A field a `false` schema refuses: its path (jsonschema leaves the field's name out), and why it is
+    out of place, from the `if` of the if/else it sits in."""
+    path = tuple(error.absolute_path)
+    schema_path = list(error.absolute_schema_path)
+    properties = _walk(root, schema_path)
+    present = _walk(data, list(path))
+    if isinstance(properties, dict) and isinstance(present, dict):
+        names = [name for name, sub in properties.items() if sub is False and name in present and present[name] == error.instance]
+        if names:
+            path += (names[0],)
+    reason = ""
+    if "else" in schema_path:
+        where = schema_path[:len(schema_path) - schema_path[::-1].index("else") - 1]
+        conditions = _conditions(_walk(root, where + ["if"]))
+        if conditions:
+            reason = f": it applies only when {' and '.join(conditions)}"
+    return path, f"not allowed here{reason}"
+
+
+def _describe(error: jsonschema.ValidationError, document: Document, prefix: tuple[Any, ...],
+              root: Any = None, data: Any = None) -> list[tuple[tuple[Any, ...], str]]:
     """Turn one jsonschema error into (path, message) pairs a person can act on."""
     path = tuple(error.absolute_path)
+    if error.schema is False:
+        return [_refused(error, root, data)]
     value = error.instance
     kind = error.validator
     wanted: Any = error.validator_value  # the failed keyword's value in the schema: any JSON
@@ -153,6 +196,8 @@ def _describe(error: jsonschema.ValidationError, document: Document, prefix: tup
         return [(path, f"needs at least {wanted} item{'s' if wanted != 1 else ''}, found {len(value) or 'none'}")]
     if kind == "maxItems" and isinstance(value, list):
         return [(path, f"allows at most {wanted} items, found {len(value)}")]
+    if kind == "maxProperties" and isinstance(value, dict):
+        return [(path, f"allows at most {wanted} field{'s' if wanted != 1 else ''}, found {len(value)}: {', '.join(map(str, value))}")]
     if kind == "minLength" and isinstance(value, str):
         return [(path, f"{show(value)} is shorter than {wanted} characters")]
     if kind == "maxLength" and isinstance(value, str):
@@ -170,14 +215,14 @@ def _describe(error: jsonschema.ValidationError, document: Document, prefix: tup
         from jsonschema.exceptions import best_match  # loaded already: error came from a validator
 
         best = best_match(error.context)
-        return _describe(best, document, prefix)
+        return _describe(best, document, prefix, root, data)
     return [(path, " ".join(error.message.split()))]
 
 
 def _problems(document: Document, validator: jsonschema.protocols.Validator, data: Any, prefix: tuple[Any, ...]) -> list[Problem]:
     problems = []
     for error in validator.iter_errors(data):
-        for path, message in _describe(error, document, prefix):
+        for path, message in _describe(error, document, prefix, validator.schema, data):
             problems.append(document.problem(prefix + path, message))
     return sorted(set(problems))
 
