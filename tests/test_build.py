@@ -13,6 +13,7 @@ import yaml
 from helpers import PROJECT, identity, source_cache_dirs
 from kfgen.catalog import load_catalog
 from kfgen.refs import RemoteDir
+from kfgen.mirror import rewrite_text
 from kfgen.render import mirror_image
 from kfgen.sources import SourceCache, vendor
 from kfgen.yamlio import load_all_plain
@@ -28,6 +29,18 @@ PROFILES = {p["name"] for p in yaml.safe_load((PROJECT / "platform.yaml").read_t
 def _containers(obj):
     spec = obj["spec"]["template"]["spec"]
     return (spec.get("containers") or []) + (spec.get("initContainers") or [])
+
+
+def _container_images(value) -> list[str]:
+    """The images of containers anywhere in an object, as kustomize's images transformer finds them: workloads,
+    and custom resources with containers (serving and training runtimes)."""
+    if isinstance(value, list):
+        return [image for item in value for image in _container_images(item)]
+    if not isinstance(value, dict):
+        return []
+    found = [c["image"] for key in ("containers", "initContainers") for c in value.get(key) or ()
+             if isinstance(c, dict) and isinstance(c.get("image"), str)]
+    return found + [image for v in value.values() for image in _container_images(v)]
 
 
 def _image_name(image: str) -> str:
@@ -64,7 +77,8 @@ def test_local_contains_every_object_of_upstream_example(built, upstream_example
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_environment_builds(built, release, env):
     build = built(release, env)
-    assert len(build.objects) > 600
+    # staging takes cert-manager from the cluster and serves without Knative: some 140 objects fewer
+    assert len(build.objects) > (500 if env == "staging" else 600)
     assert [c.name for c in build.components][:1] in (["cert-manager"], ["istio-crds"])
     duplicates = [k for k, n in Counter(identity(o) for o in build.objects).items() if n > 1]
     assert not duplicates
@@ -94,6 +108,9 @@ def _without_data_settings(obj) -> bool:
         return False
     if kind == "ServiceAccount":
         obj["metadata"].pop("annotations", None)
+        obj.pop("imagePullSecrets", None)  # the environment's registry login (imagePullSecret)
+    if kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        obj["spec"]["template"]["spec"].pop("imagePullSecrets", None)
     if kind == "ConfigMap" and name in STORE_CONFIG:
         obj.pop("data")
     if kind == "Deployment" and name in STORE_READERS:
@@ -105,6 +122,20 @@ def _without_data_settings(obj) -> bool:
     return True
 
 
+def _outside_mirror(value, mirror: str | None):
+    """Every image reference of value, wherever it is (containers, ConfigMaps, runtimes), in one form: as a
+    mirror would name it, without the mirror's host."""
+    if isinstance(value, dict):
+        return {k: _outside_mirror(v, mirror) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_outside_mirror(v, mirror) for v in value]
+    if not isinstance(value, str):
+        return value
+    if mirror:
+        return value.replace(mirror + "/", "")
+    return rewrite_text(value, "mirror.test", {}).replace("mirror.test/", "")
+
+
 def _normalized(objects, mirror: str | None, scheduling: dict | None):
     """Objects with what the spec changes between environments taken out."""
     out = {}
@@ -112,7 +143,9 @@ def _normalized(objects, mirror: str | None, scheduling: dict | None):
         if original["kind"] == "RequestAuthentication" and original["metadata"]["name"] == "m2m-token-issuer":
             continue  # EKS: machine-to-machine tokens from the cluster's issuer (oauth2-proxy's eks variant)
         # ... whose overlay also sets FORCE_HTTPS, which changes the generated ConfigMap's name
-        obj = json.loads(re.sub(r"oauth2-proxy-parameters-[a-z0-9]{10}", "oauth2-proxy-parameters", json.dumps(original)))
+        # ... and ConfigMaps holding mirrored images get other generated names too
+        obj = json.loads(re.sub(r"\b(oauth2-proxy-parameters|jupyter-web-app-config|tensorboard-controller-config)-[a-z0-9]{10}\b",
+                                r"\1", json.dumps(original)))
         if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "oauth2-proxy-parameters":
             obj["data"].pop("FORCE_HTTPS", None)
         key = identity(obj)
@@ -137,8 +170,11 @@ def _normalized(objects, mirror: str | None, scheduling: dict | None):
             obj["spec"]["template"]["spec"]["containers"][0].pop("resources", None)
         if obj["kind"] in WORKLOADS:
             for container in _containers(obj):
-                image = container["image"]
+                image = container["image"]  # short names too (mysql:8.0), which free text never has
                 container["image"] = image[len(mirror) + 1:] if mirror else mirror_image(image, "m")[2:]
+                # the mirror sets an environment variable by a strategic merge, which moves it first
+                container.get("env", []).sort(key=lambda e: e["name"])
+        obj = _outside_mirror(obj, mirror)
         if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "notebook-controller-deployment":
             manager = obj["spec"]["template"]["spec"]["containers"][0]
             manager["env"] = [e for e in manager["env"] if e["name"] not in CULLING_ENV]
@@ -242,7 +278,7 @@ def test_catalog_facts_match_what_upstream_builds(built, release):
         declared = CATALOG.components[component.name].releases[release]
         crds = sorted(o["metadata"]["name"] for o in component.objects if o["kind"] == "CustomResourceDefinition")
         assert crds == sorted(declared.crds), component.name
-        images = {_image_name(c["image"]) for o in component.objects if o["kind"] in WORKLOADS for c in _containers(o)}
+        images = {_image_name(image) for o in component.objects for image in _container_images(o)}
         assert images == set(declared.images), component.name
         deployments = {o["metadata"]["name"] for o in component.objects if o["kind"] == "Deployment"}
         assert set(declared.scalable) <= deployments, component.name

@@ -13,6 +13,7 @@ function of its inputs; their digest joins the render cache's key (rendercache.p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 
 from .catalog import Component, ImagePlace, Release
 from .errors import SourceError
+from .yamlio import load_all_plain, load_plain
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -152,10 +153,19 @@ def _pointer(*parts: str | int) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+@functools.lru_cache(maxsize=64)
+def _documents(text: str, kind: str) -> tuple[Any, ...]:
+    """Upstream's objects of one kind, parsed once: many places of a release share a file of thousands of lines,
+    mostly other kinds (a document marker at the start of a line always ends a document). Read only."""
+    chunks = re.split(r"(?m)^---[ \t]*$", text)
+    return tuple(d for chunk in chunks if f"kind: {kind}" in chunk for d in load_all_plain(chunk)
+                 if isinstance(d, dict) and d.get("kind") == kind)
+
+
 def _find_object(text: str, place: ImagePlace, where: str) -> dict[str, Any]:
     """The object of the place's kind and name in upstream's file; there, a kustomization's namePrefix may
     still be missing from its name."""
-    objects = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and d.get("kind") == place.kind]
+    objects = _documents(text, place.kind)
     named = [d for d in objects if (d.get("metadata") or {}).get("name") == place.name]
     if not named:
         named = [d for d in objects if place.name.endswith("-" + str((d.get("metadata") or {}).get("name")))]
@@ -187,7 +197,7 @@ def _config_value(text: str, place: ImagePlace, where: str) -> str:
     if place.source == "envFile":
         lines = [line.split("=", 1)[1] for line in text.splitlines() if line.split("=", 1)[0].strip() == key and "=" in line]
     elif place.source == "literal":
-        generators = (yaml.safe_load(text) or {}).get("configMapGenerator") or []
+        generators = (load_plain(text) or {}).get("configMapGenerator") or []
         lines = [literal.split("=", 1)[1] for g in generators if g.get("name") == place.name
                  for literal in g.get("literals") or [] if literal.split("=", 1)[0] == key]
     else:
@@ -231,7 +241,7 @@ def place_operations(place: ImagePlace, text: str, mirror: str, pins: dict[str, 
         if rewritten == value:
             raise SourceError(f"{where}: upstream's {place.kind} {place.name} holds no image reference at {pointer}")
         if place.format == "yaml":
-            yaml.safe_load(rewritten)
+            load_plain(rewritten)
         elif place.format == "json":
             json.loads(rewritten)
         operations.append({"op": "test", "path": pointer, "value": value})
