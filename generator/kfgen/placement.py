@@ -1,4 +1,5 @@
-"""Where a component's pods run: its resolved scheduling as strategic-merge patches of its workloads.
+"""Where and how a component's pods run: its resolved scheduling, and the registry login they pull with, as
+strategic-merge patches of its workloads.
 
 Deployments and StatefulSets take the environment's scheduling, overridden field by field by the
 component's own. DaemonSets are left alone: they run on every node by design (Istio's CNI agent must, or
@@ -21,6 +22,21 @@ from .yamlio import Manifest
 # of them; a key the pod does not have is ignored, so one constraint serves both kinds.
 REVISION_LABELS = ["controller-revision-hash", "pod-template-hash"]
 WORKLOADS = "^(Deployment|StatefulSet)$"
+
+
+def pull_secret_patches(secret: str) -> list[tuple[str, Manifest, dict[str, str]]]:
+    """(file, patch, target): the component's ServiceAccounts and its Deployments, StatefulSets and DaemonSets
+    pull with the registry login named secret; pods of the namespace's default account too."""
+    pulls = [{"name": secret}]
+    return [
+        ("pull-secret-serviceaccounts.yaml",
+         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "pulling"}, "imagePullSecrets": pulls},
+         {"version": "v1", "kind": "ServiceAccount"}),
+        ("pull-secret-workloads.yaml",
+         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pulling"},
+          "spec": {"template": {"spec": {"imagePullSecrets": pulls}}}},
+         {"group": "apps", "kind": "^(Deployment|StatefulSet|DaemonSet)$"}),
+    ]
 
 
 def _pod_spec(scheduling: Scheduling) -> dict[str, Any]:

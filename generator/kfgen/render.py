@@ -21,7 +21,7 @@ from .credentials import RequiredSecret, external_secret, required_secrets
 from .gitops import gitops_documents
 from .identity import identity_context
 from .mirror import MirrorInputs, image_entries, mirror_image, mirror_patches, rewrite_text
-from .placement import scheduling_patch
+from .placement import pull_secret_patches, scheduling_patch
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
 from .sizing import apply_sizing
@@ -165,6 +165,7 @@ def environment_shared(plan: Plan, env_plan: EnvironmentPlan, mirror_inputs: Mir
                     "secretName": env.tls.secret_name, "clusterIssuer": env.tls.cluster_issuer, "dns01": env.tls.dns01},
             "sizing": {"replicas": env.sizing.replicas, "highAvailability": env.sizing.high_availability},
             "registryMirror": env.registry_mirror,
+            "imagePullSecret": env.image_pull_secret,
         },
         "profiles": [profile_context(p) for p in env.profiles],
         # Enabled components' resolved settings, for templates that follow another component's (a
@@ -320,6 +321,9 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
     scheduling = scheduling_patch(planned.config.scheduling.over(env_plan.environment.scheduling))
     if scheduling:
         overlay.add_patch("scheduling.yaml", [scheduling[0]], scheduling[1])
+    if env_plan.environment.image_pull_secret:
+        for name, body, target in pull_secret_patches(env_plan.environment.image_pull_secret):
+            overlay.add_patch(name, [body], target)
     # The user's own kustomize Components, applied to upstream's objects before the overlay's patches.
     overlay.components.extend(os.path.relpath(folder, overlay.folder) for folder in planned.config.customizations)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version, shared.mirror_inputs.pins)

@@ -312,6 +312,7 @@ class _Resolver:
             identity=identity,
             scheduling=scheduling(env.get("scheduling")),
             trusted_cas=env.get("trustedCAs"),
+            image_pull_secret=env.get("imagePullSecret"),
         )
 
     def check_issuers(self, path: tuple[Any, ...], tls: dict[str, Any]) -> None:

@@ -164,6 +164,7 @@ class Environment:
     identity: Identity = Identity("dex")
     scheduling: Scheduling = Scheduling()
     trusted_cas: str | None = None  # PEM certificates of internal CAs
+    image_pull_secret: str | None = None  # a registry login Secret every platform pod pulls with
 
     @property
     def enabled(self) -> list[str]:

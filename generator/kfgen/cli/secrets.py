@@ -26,14 +26,14 @@ def run(args: argparse.Namespace) -> int:
     needed = required_secrets(project.plan, env_plan)
     if args.generate:
         path, logins = generate_local_secrets(project.plan, env_plan, project.root)
-        print(f"wrote {path.relative_to(project.root)} ({len(needed)} Secrets); apply it before the platform")
+        print(f"wrote {path.relative_to(project.root)} ({sum(s.generated for s in needed)} Secrets); apply it before the platform")
         for login in logins:
             print(f"login: {login}")
         return 0
     rows = []
     for secret in needed:
         for key in secret.keys:
-            rows.append({"component": secret.component, "namespace": secret.namespace, "secret": secret.name,
+            rows.append({"component": secret.component, "namespace": secret.namespace, "secret": secret.name, "type": secret.type,
                          "key": key.name, "credential": key.credential, "source": value_source(secret, key, environment, project.root)})
     if args.output == "json":
         print(json.dumps({"environment": environment.name, "backend": backend.backend, "keys": rows}))
