@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .mirror import IMAGE_LOCK, MirrorInputs, mirror_image, parse_reference, references_in
+from .notebooks import COMPONENT as NOTEBOOKS
+from .notebooks import setting_images
 from .plan import EnvironmentPlan
 from .yamlio import Manifest, dump
 
@@ -89,6 +91,8 @@ def _sources(env_plan: EnvironmentPlan, release: str, mirror: str, inputs: Mirro
         rel = planned.component.releases[release]
         names.update(rel.images)
         names.update(str(i.get("newName", i["name"])) for i in planned.config.images)
+        if planned.name == NOTEBOOKS:  # the spawner's images the spec offers, which upstream may not have
+            names.update(ref.name for image in setting_images(planned.config.settings) if (ref := parse_reference(image)))
         for place in rel.image_places:
             # Every reference in the file: more names than the place holds, which only widens the candidates.
             for reference in references_in(inputs.files.get((rel.repo, rel.ref, place.file), "")):

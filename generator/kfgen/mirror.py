@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from .catalog import Component, ImagePlace, Release
 from .errors import SourceError
+from .notebooks import changes_spawner
 from .yamlio import load_all_plain, load_plain
 
 if TYPE_CHECKING:
@@ -114,8 +114,8 @@ def image_entries(name: str, mirror: str, pins: dict[str, str]) -> list[dict[str
 
 @dataclass(frozen=True)
 class MirrorInputs:
-    """What rendering needs beyond the plan to mirror image places: upstream's files, by
-    (repo, ref, path), and the image lock's digests by name:tag."""
+    """What rendering needs beyond the plan to mirror image places (and to change the notebook spawner's
+    configuration, one of them): upstream's files, by (repo, ref, path), and the image lock's digests by name:tag."""
 
     files: dict[tuple[str, str, str], str] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict)
@@ -154,7 +154,7 @@ def _pointer(*parts: str | int) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _documents(text: str, kind: str) -> tuple[Any, ...]:
+def _documents(text: str, kind: str) -> tuple[dict[str, Any], ...]:
     """Upstream's objects of one kind, parsed once: many places of a release share a file of thousands of lines,
     mostly other kinds (a document marker at the start of a line always ends a document). Read only."""
     chunks = re.split(r"(?m)^---[ \t]*$", text)
@@ -331,12 +331,14 @@ def load_image_lock(path: Path) -> dict[str, str]:
 
 
 def read_inputs(plan: Plan, project_root: Path | None, caches: list[Path] | None) -> MirrorInputs:
-    """What the plan's mirrored environments need: upstream's files for their image places, and the image lock."""
-    mirrored = [e for e in plan.environments if e.environment.registry_mirror]
-    if not mirrored:
-        return MirrorInputs()
+    """What the plan's mirrored environments need, upstream's files for their image places and the image lock;
+    and the files of the places whose value other settings change (the notebook spawner's configuration)."""
     release = plan.platform.kubeflow_version
-    releases = sorted({p.name: p.component.releases[release] for e in mirrored for p in e.components}.items())
+    needed = {p.name: p.component.releases[release] for e in plan.environments for p in e.components
+              if e.environment.registry_mirror or changes_spawner(p.name, p.config.settings, p.component.defaults())}
+    if not needed:
+        return MirrorInputs()
     directories = ([project_root / "vendor"] if project_root else []) + (default_caches() if caches is None else caches)
-    pins = load_image_lock(project_root / IMAGE_LOCK) if project_root else {}
-    return MirrorInputs(read_upstream([r for _, r in releases], directories), pins)
+    mirrored = any(e.environment.registry_mirror for e in plan.environments)
+    pins = load_image_lock(project_root / IMAGE_LOCK) if project_root and mirrored else {}
+    return MirrorInputs(read_upstream([r for _, r in sorted(needed.items())], directories), pins)

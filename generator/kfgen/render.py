@@ -18,9 +18,14 @@ from typing import Any
 
 from .catalog import Component, Hardening, Release
 from .credentials import RequiredSecret, external_secret, required_secrets
+from .errors import SourceError
 from .gitops import gitops_documents
 from .identity import identity_context
 from .mirror import MirrorInputs, image_entries, mirror_image, mirror_patches, rewrite_text
+from .notebooks import COMPONENT as NOTEBOOKS
+from .notebooks import CONFIGMAP as SPAWNER_CONFIGMAP
+from .notebooks import KEY as SPAWNER_KEY
+from .notebooks import changes_spawner, spawner_patch
 from .placement import pull_secret_patches, scheduling_patch
 from .plan import EnvironmentPlan, Plan, PlannedComponent
 from .refs import RemoteDir
@@ -284,6 +289,21 @@ def _image_places(overlay: _Overlay, planned: PlannedComponent, env_plan: Enviro
         overlay.add_patch(name, [operations], target)
 
 
+def _spawner(overlay: _Overlay, planned: PlannedComponent, release: str, shared: EnvironmentShared) -> None:
+    """The notebook spawner's choices (notebooks.py), before the mirror, which rewrites the value they replace."""
+    if not changes_spawner(planned.name, planned.config.settings, planned.component.defaults()):
+        return
+    upstream = planned.component.releases[release]
+    place = next((p for p in upstream.image_places if p.key == SPAWNER_KEY), None)
+    text = shared.mirror_inputs.files.get((upstream.repo, upstream.ref, place.file)) if place else None
+    if text is None:
+        raise SourceError(f"{planned.component.file}: releases.{release}: no image place names upstream's {SPAWNER_KEY}, "
+                          "which the notebook settings change")
+    patch = spawner_patch(text, planned.config.settings)
+    if patch:
+        overlay.add_patch("spawner-config.yaml", [patch], {"kind": "ConfigMap", "name": f"^{SPAWNER_CONFIGMAP}$"})
+
+
 def _credentials(overlay: _Overlay, env_plan: EnvironmentPlan, shared: EnvironmentShared, planned: PlannedComponent) -> None:
     """The environment's secrets backend provides the Secrets the base removed."""
     environment = env_plan.environment
@@ -326,6 +346,8 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
             overlay.add_patch(name, [body], target)
     # The user's own kustomize Components, applied to upstream's objects before the overlay's patches.
     overlay.components.extend(os.path.relpath(folder, overlay.folder) for folder in planned.config.customizations)
+    if planned.name == NOTEBOOKS:
+        _spawner(overlay, planned, plan.platform.kubeflow_version, shared)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version, shared.mirror_inputs.pins)
     _image_places(overlay, planned, env_plan, plan.platform.kubeflow_version, shared)
     _credentials(overlay, env_plan, shared, planned)

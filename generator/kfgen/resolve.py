@@ -15,6 +15,8 @@ from typing import Any
 
 from .catalog import Catalog, Component
 from .errors import Problem, SpecError
+from .notebooks import COMPONENT as NOTEBOOKS
+from .notebooks import setting_problems as spawner_problems
 from .schemas import did_you_mean, validate_with
 from .sizing import replica_problem
 from .spec import (
@@ -266,8 +268,11 @@ class _Resolver:
             if merged["enabled"]:
                 self._check_replicas(component, release, merged.get("replicas"), path, name, platform_layer, env_layer)
                 self._check_variant_settings(component, release, env["cluster"]["provider"], merged["settings"], path)
-                for problem in validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",)):
-                    self.problems.append(problem)
+                invalid = validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",))
+                self.problems.extend(invalid)
+                if not invalid and name == NOTEBOOKS:
+                    for subpath, message in spawner_problems(merged["settings"]):
+                        self.fail(where + ("settings",) + subpath, message)
         self._check_dependencies(path, env["name"], components, platform_layer, env_layer)
         tls = env["tls"]
         if tls["mode"] == "acme" and not tls.get("acmeEmail"):
