@@ -102,9 +102,10 @@ def _drop(parent: dict, field: str, unwanted) -> None:
 # Where Pipelines' data settings act (tests/test_pipelines_data.py checks each): the in-cluster stores an
 # external one removes, and the objects whose fields name the database, the store or the cloud identity.
 IN_CLUSTER_STORES = {"mysql", "mysql-pv-claim", "ml-pipeline-mysql", "seaweedfs", "seaweedfs-pvc", "seaweedfs-service",
-                     "ml-pipeline-seaweedfs", "minio-service"}
-STORE_CONFIG = {"pipeline-install-config", "workflow-controller-configmap", "kfp-launcher"}
-STORE_READERS = {"ml-pipeline", "ml-pipeline-ui", "kubeflow-pipelines-profile-controller", "workflow-controller"}
+                     "ml-pipeline-seaweedfs", "minio-service", "katib-mysql", "model-registry-db", "metadata-mysql"}
+STORE_CONFIG = {"pipeline-install-config", "workflow-controller-configmap", "kfp-launcher", "model-registry-db-parameters"}
+STORE_READERS = {"ml-pipeline", "ml-pipeline-ui", "kubeflow-pipelines-profile-controller", "workflow-controller",
+                 "katib-db-manager", "model-registry-deployment"}
 
 
 def _without_data_settings(obj) -> bool:
@@ -122,6 +123,7 @@ def _without_data_settings(obj) -> bool:
     if kind == "Deployment" and name in STORE_READERS:
         obj["spec"]["template"]["metadata"].get("labels", {}).pop("azure.workload.identity/use", None)
         obj["spec"]["template"]["spec"]["containers"][0].pop("env", None)
+        obj["spec"]["template"]["spec"]["containers"][0].pop("args", None)  # the registry's connection string
     if kind == "PersistentVolumeClaim":
         obj["spec"].pop("storageClassName", None)
         obj["spec"].pop("resources")

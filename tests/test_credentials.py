@@ -174,7 +174,7 @@ def test_secrets_lists_where_each_value_comes_from(tmp_path):
     by_key = {(r["secret"], r["key"]): r["source"] for r in rows}
     assert by_key[("katib-mysql-secrets", "MYSQL_ROOT_PASSWORD")] == \
         "ClusterSecretStore/gcp-secret-manager: key kubeflow/prod/katib-mysql, property root-password"
-    assert by_key[("model-registry-db-secrets", "MYSQL_USER_NAME")] == "fixed value 'root'"
+    assert by_key[("model-registry-db-secrets", "MYSQL_USER_NAME")] == "fixed value 'model_registry'"  # prod's external account
 
 
 def _sops_secret(secret, encrypted: bool = True) -> dict[str, Any]:

@@ -223,6 +223,9 @@ def _variants_spec() -> dict[str, Any]:
         environment = copy.deepcopy(local)
         environment["name"] = name
         environment["components"] = {"pipelines": {"settings": settings}}
+        if name == "volumes":  # and Katib's and the model registry's in-cluster databases
+            environment["components"].update({component: {"settings": {"persistence": {"storageClass": "premium-rwo", "size": size}}}
+                                              for component, size in VOLUMES.items()})
         spec["environments"].append(environment)
     spec["components"]["pipelines"] = {"settings": {"database": {"type": "externalMySQL"}}}
     spec["environments"][0]["components"] = {"pipelines": {"settings": {"database": {"type": "inCluster"}}}}
@@ -303,17 +306,23 @@ def test_removing_a_store_fails_the_build_when_upstream_changed_it(variants):
         patch.write_text(text, encoding="utf-8")
 
 
+VOLUMES = {"katib": "50Gi", "model-registry": "20Gi"}
+CLAIMS = {"katib": "katib-mysql", "model-registry": "metadata-mysql"}
+
+
 @pytest.mark.parametrize("release", RELEASES)
-def test_katib_and_model_registry_volumes(built, release):
-    spec = shipped_spec()
-    prod = next(e for e in spec["environments"] if e["name"] == "prod")["components"]
-    for env in ("local", "prod"):
-        build = built(release, env)
-        for component, claim in (("katib", "katib-mysql"), ("model-registry", "metadata-mysql")):
-            objects = next(c.objects for c in build.components if c.name == component)
-            volume = _by_id(objects)[("", "PersistentVolumeClaim", "kubeflow", claim)]["spec"]
-            if env == "prod":
-                wanted = prod[component]["settings"]["persistence"]
-                assert (volume["storageClassName"], volume["resources"]["requests"]["storage"]) == (wanted["storageClass"], wanted["size"])
-            else:  # upstream's claim: the cluster's default class, 10Gi
-                assert "storageClassName" not in volume and volume["resources"]["requests"]["storage"] == "10Gi"
+def test_katib_and_model_registry_keep_upstream_volumes(built, release):
+    build = built(release, "local")
+    for component, claim in CLAIMS.items():
+        objects = next(c.objects for c in build.components if c.name == component)
+        volume = _by_id(objects)[("", "PersistentVolumeClaim", "kubeflow", claim)]["spec"]
+        # upstream's claim: the cluster's default class, 10Gi
+        assert "storageClassName" not in volume and volume["resources"]["requests"]["storage"] == "10Gi"
+
+
+def test_katib_and_model_registry_volumes(variants):
+    build = variants.build("volumes")
+    for component, claim in CLAIMS.items():
+        objects = next(c.objects for c in build.components if c.name == component)
+        volume = _by_id(objects)[("", "PersistentVolumeClaim", "kubeflow", claim)]["spec"]
+        assert (volume["storageClassName"], volume["resources"]["requests"]["storage"]) == ("premium-rwo", VOLUMES[component])

@@ -1,0 +1,83 @@
+"""Katib's and the model registry's databases: staging and prod keep them in their cloud's MySQL (Katib in
+both, the model registry in prod), local in the cluster; every place upstream reads the database from is
+set, the in-cluster MySQL is gone where an external one is chosen, and the backend provides the password."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from helpers import shipped_spec
+
+DSN = "--embedmd-database-dsn=$(MYSQL_USER_NAME):$(MYSQL_ROOT_PASSWORD)@tcp({host}:$(MYSQL_PORT))/$(MYSQL_DATABASE)?charset=utf8mb4"
+KATIB_STORE = {"katib-mysql"}
+REGISTRY_STORE = {"model-registry-db", "metadata-mysql"}
+
+
+def _settings(env: str, component: str) -> dict[str, Any]:
+    environment = next(e for e in shipped_spec()["environments"] if e["name"] == env)
+    return ((environment.get("components") or {}).get(component) or {}).get("settings") or {}
+
+
+def _one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("release", ["26.03", "v1.11.0"])
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_katib_on_the_external_mysql(built, release, env):
+    database = _settings(env, "katib")["database"]
+    assert database["type"] == "externalMySQL"
+    objects = built(release, env).objects
+    assert not [o for o in objects if o["metadata"]["name"] in KATIB_STORE]
+    env_vars = _env(_one(objects, "Deployment", "katib-db-manager"))
+    assert env_vars["DB_NAME"] == "mysql"
+    assert env_vars["DB_USER"] == database["user"]
+    assert env_vars["KATIB_MYSQL_DB_HOST"] == database["host"]
+    assert env_vars["KATIB_MYSQL_DB_PORT"] == str(database.get("port", 3306))
+    assert env_vars["KATIB_MYSQL_DB_DATABASE"] == database["name"]
+    assert env_vars["DB_PASSWORD"] == {"secretKeyRef": {"name": "katib-mysql-secrets", "key": "MYSQL_ROOT_PASSWORD"}}
+    secret = _one(objects, "ExternalSecret", "katib-mysql-secrets")
+    assert [d["secretKey"] for d in secret["spec"]["data"]] == ["MYSQL_ROOT_PASSWORD"]
+
+
+@pytest.mark.parametrize("release", ["26.03", "v1.11.0"])
+def test_model_registry_on_the_external_mysql(built, release):
+    database = _settings("prod", "model-registry")["database"]
+    objects = built(release, "prod").objects
+    assert not [o for o in objects if o["metadata"]["name"] in REGISTRY_STORE]
+    server = _one(objects, "Deployment", "model-registry-deployment")
+    assert server["spec"]["template"]["spec"]["containers"][0]["args"][3] == DSN.format(host=database["host"])
+    parameters = _one(objects, "ConfigMap", "model-registry-db-parameters")["data"]
+    assert parameters["MYSQL_DATABASE"] == database["name"] and parameters["MYSQL_PORT"] == "3306"
+    # the sidecar stays off the database's port (upstream's replacement from MYSQL_PORT)
+    assert server["spec"]["template"]["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeOutboundPorts"] == "3306"
+    secret = _one(objects, "ExternalSecret", "model-registry-db-secrets")["spec"]
+    assert secret["target"]["template"]["data"] == {"MYSQL_USER_NAME": database["user"]}
+    assert [d["secretKey"] for d in secret["data"]] == ["MYSQL_ROOT_PASSWORD"]
+
+
+def test_local_keeps_the_in_cluster_databases(built):
+    objects = built("26.03", "local").objects
+    names = {o["metadata"]["name"] for o in objects if o["kind"] in ("Deployment", "PersistentVolumeClaim")}
+    assert names >= KATIB_STORE | REGISTRY_STORE
+    env_vars = _env(_one(objects, "Deployment", "katib-db-manager"))
+    assert env_vars["DB_PASSWORD"] == {"secretKeyRef": {"name": "katib-mysql-secrets", "key": "MYSQL_ROOT_PASSWORD"}}
+    assert "KATIB_MYSQL_DB_HOST" not in env_vars
+    server = _one(objects, "Deployment", "model-registry-deployment")
+    assert server["spec"]["template"]["spec"]["containers"][0]["args"][3] == DSN.format(host="model-registry-db")
+
+
+def test_secrets_lists_the_external_accounts(project):
+    listed = project.kfgen("--output", "json", "secrets", "--env", "prod")
+    assert listed.returncode == 0, listed.stderr
+    rows = {(r["secret"], r["key"]): r for r in json.loads(listed.stdout)["keys"]}
+    assert ("katib-mysql-secrets", "MYSQL_ROOT_PASSWORD") in rows
+    assert rows[("model-registry-db-secrets", "MYSQL_USER_NAME")]["source"] == "fixed value 'model_registry'"
