@@ -63,7 +63,7 @@ def test_every_environment_offers_the_spec_choices(built, env):
     assert claim["accessModes"] == ["ReadWriteOnce"]
     assert form["tolerationGroup"]["options"] == settings.get("tolerationGroups", [])
     # everything the settings do not name is upstream's
-    for field in ("cpu", "memory", "imagePullPolicy", "shm", "configurations", "environment", "hideRegistry", "affinityConfig"):
+    for field in ("cpu", "memory", "imagePullPolicy", "shm", "environment", "hideRegistry", "affinityConfig"):
         assert form[field] == upstream[field], field
 
 
@@ -126,3 +126,24 @@ def test_a_changed_upstream_spawner_fails_the_build(tmp_path: Path):
     write_tree(render(plan, MirrorInputs(changed, inputs.pins)), project.root)
     with pytest.raises(BuildError, match="test failed"):
         project.build("local")
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "prod"])
+def test_every_profile_gets_the_spec_pod_defaults_ticked_in_the_spawner(built, project, env):
+    spec = shipped_spec()
+    wanted = spec["components"]["tenants"]["settings"]["podDefaults"]
+    profiles = {p["name"] for p in spec["profiles"] if env in p.get("environments", [env])}
+    objects = built("26.03", env).objects
+    made = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"] for o in objects if o["kind"] == "PodDefault"}
+    assert set(made) == {(profile, d["name"]) for profile in profiles for d in wanted}
+    for (_, name), made_spec in made.items():
+        [default] = [d for d in wanted if d["name"] == name]
+        assert made_spec["selector"] == {"matchLabels": {name: "true"}}
+        assert made_spec["desc"] == default["description"]
+        for field in ("env", "volumes", "volumeMounts"):
+            assert made_spec[field] == default[field], field
+    _, form = _spawner(objects)
+    assert form["configurations"]["value"] == _settings(env)["preselectedPodDefaults"] == [d["name"] for d in wanted]
+    # applied after the admission webhook, whose CRD and webhook they need
+    tenants = next(p for p in project.plan().environment(env).components if p.name == "tenants")
+    assert "admission-webhook" in tenants.needs

@@ -198,15 +198,17 @@ class Hardening:
 
 @dataclass(frozen=True)
 class Requirement:
-    """Another component this one needs while one of its settings has one of some values."""
+    """Another component this one needs while one of its settings has one of some values (no values: while
+    the setting is not empty)."""
 
     component: str
     setting: str
-    values: tuple[Any, ...]
+    values: tuple[Any, ...] | None
     reason: str
 
     def applies(self, settings: dict[str, Any]) -> bool:
-        return settings.get(self.setting) in self.values
+        value = settings.get(self.setting)
+        return bool(value) if self.values is None else value in self.values
 
 
 @dataclass(frozen=True)
@@ -333,7 +335,8 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
             for secret in data.get("secrets") or ()
         ),
         hardening=_hardening(data.get("hardening") or {}, data["namespace"]),
-        requires=tuple(Requirement(r["component"], r["setting"], tuple(r["in"]), r["reason"]) for r in data.get("requires") or ()),
+        requires=tuple(Requirement(r["component"], r["setting"], tuple(r["in"]) if "in" in r else None, r["reason"])
+                       for r in data.get("requires") or ()),
         trust=tuple(TrustingWorkload(w["kind"], w["name"], w.get("namespace", data["namespace"]), w["container"], w["runtime"])
                     for w in data.get("trust") or ()),
     )

@@ -1,5 +1,6 @@
 """The notebook spawner's choices, from the jupyter-web-app component's settings: image lists per kind of
-server, custom images, GPU vendors, workspace and data volumes, affinity and toleration groups.
+server, custom images, GPU vendors, workspace and data volumes, preselected PodDefaults, affinity and
+toleration groups.
 
 They live in upstream's spawner_ui_config.yaml, which a configMapGenerator turns into the key of the same
 name in ConfigMap jupyter-web-app-config. The overlay replaces that key with upstream's document changed
@@ -74,6 +75,8 @@ def spawner_config(upstream: dict[str, Any], settings: dict[str, Any]) -> dict[s
             _volume_claim(spec, volume["size"], volume.get("storageClass"), volume.get("accessMode", "ReadWriteOnce"))
             volumes.append({"mount": volume["mount"], "newPvc": {"metadata": {"name": f"{{notebook-name}}-{volume['name']}"}, "spec": spec}})
         form["dataVolumes"]["value"] = volumes
+    if settings.get("preselectedPodDefaults"):
+        form["configurations"]["value"] = list(settings["preselectedPodDefaults"])
     if settings.get("affinityConfigs"):
         form["affinityConfig"]["options"] = [dict(c) for c in settings["affinityConfigs"]]
     if settings.get("tolerationGroups"):

@@ -188,9 +188,10 @@ class _Resolver:
                 disabled = [where + ("enabled",) for where, layer in layers if "enabled" in (layer or {})]
                 where = (written or disabled or [path + ("components", name)])[0]
                 value = config.settings.get(requirement.setting)
-                self.fail(where, f"{name!r} with {requirement.setting} {value!r} needs {requirement.component!r} ({requirement.reason}), "
-                                 f"which is disabled in environment {env_name!r}: enable it, mark it provided, or choose another "
-                                 f"{requirement.setting}")
+                having, instead = ((f"{requirement.setting} set", f"leave {requirement.setting} empty") if requirement.values is None
+                                   else (f"{requirement.setting} {value!r}", f"choose another {requirement.setting}"))
+                self.fail(where, f"{name!r} with {having} needs {requirement.component!r} ({requirement.reason}), "
+                                 f"which is disabled in environment {env_name!r}: enable it, mark it provided, or {instead}")
 
     def _check_replicas(self, component: Component, release: str, replicas: int | None, path: tuple[Any, ...], name: str,
                         platform_layer: dict[str, Any], env_layer: dict[str, Any]) -> None:

@@ -109,13 +109,15 @@ def _metadata(obj: Any) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _dependencies(catalog: Catalog, name: str) -> set[str]:
-    """A component and everything it depends on, transitively."""
+def _dependencies(catalog: Catalog, settings: dict[str, dict[str, Any]], name: str) -> set[str]:
+    """A component and everything it depends on, transitively, with what its settings in the environment
+    make it need (catalog `requires`)."""
     seen = {name}
     stack = [name]
     while stack:
-        component = catalog.components.get(stack.pop())
-        for dependency in component.depends_on if component else ():
+        current = stack.pop()
+        component = catalog.components.get(current)
+        for dependency in component.needs(settings.get(current, {})) if component else ():
             if dependency not in seen:
                 seen.add(dependency)
                 stack.append(dependency)
@@ -195,6 +197,7 @@ def check_environment(
     namespace_keys = [ObjectKey.from_manifest(obj) for _, obj in owned if isinstance(obj, dict) and obj.get("kind") == "Namespace"]
     created = SYSTEM_NAMESPACES | {key.name for key in namespace_keys if key.group == ""}
     closure: dict[str, set[str]] = {}
+    settings = {p.name: p.config.settings for p in plan.environment(env).components}
     gitops = [(GITOPS_COMPONENT, obj) for obj in gitops_objects]
     groups = ((owned, created, 0), (gitops, SYSTEM_NAMESPACES | {plan.platform.gitops.namespace}, len(owned)))
     for objects, namespaces, first in groups:
@@ -222,7 +225,7 @@ def check_environment(
             if crd is None or crd.component in (PREREQUISITE, PROVIDED):
                 continue  # no CRD at all is already a schema finding; prerequisites and provided components come first
             if component not in closure:
-                closure[component] = _dependencies(plan.catalog, component)
+                closure[component] = _dependencies(plan.catalog, settings, component)
             if crd.component not in closure[component]:
                 provider = "the GitOps controller" if crd.component == CONTROLLER else f"component {crd.component}"
                 finding(component, obj, "kind", f"CRD {crd.name} comes from {provider}, which {component} does not depend on "
