@@ -333,12 +333,15 @@ def test_flux_root_prunes_the_components_kustomizations():
 def test_flux_depends_on_follows_the_graph_and_uses_the_remote_cluster():
     spec = _spec("flux", sopsSecret="sops-age", revision="release")
     files = _files(spec)
+    plan = _plan(spec)
     for env in ("local", "prod"):
         kustomizations = _component_objects(files, env, "Kustomization")
         assert len(kustomizations) == 27
+        settings = {p.name: p.config.settings for p in plan.environment(env).components}
         for name, doc in kustomizations.items():
             depends = {d["name"].removeprefix(f"{env}-") for d in doc["spec"].get("dependsOn", [])}
-            assert depends == set(CATALOG.components[name].depends_on)
+            # dependsOn, and what the environment's settings add (KServe's Serverless mode needs Knative)
+            assert depends == set(CATALOG.components[name].needs(settings[name]))
             assert doc["spec"]["prune"] and doc["spec"]["wait"]
             assert doc["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
             assert ("kubeConfig" in doc["spec"]) == (env == "prod")

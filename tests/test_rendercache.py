@@ -82,9 +82,9 @@ def test_a_template_edited_while_rendering_is_not_kept(project, cache, monkeypat
     template = _template(project)
     real = render_module.render
 
-    def render_while_editing(plan):
+    def render_while_editing(plan, mirror_inputs=None):
         template.write_text(template.read_text() + "{# edited meanwhile #}\n")
-        return real(plan)
+        return real(plan, mirror_inputs)
 
     monkeypatch.setattr(render_module, "render", render_while_editing)
     render_cached(plan, inputs)

@@ -14,6 +14,7 @@ import yaml
 from helpers import PROJECT, TempProject, source_cache_dirs, spec_for_release
 from kfgen.embedded import with_json_fields
 from kfgen.errors import BuildError
+from kfgen.mirror import rewrite_text
 
 RELEASES = ["26.03", "v1.11.0"]
 ENVIRONMENTS = ["local", "staging", "prod"]
@@ -40,7 +41,8 @@ def _go_template(template: str, values: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_inference_service_hosts_are_on_the_environment_domain_over_https(built, release):
-    domains = {e["name"]: e["domain"] for e in spec_for_release(release)["environments"]}
+    environments = {e["name"]: e for e in spec_for_release(release)["environments"]}
+    domains = {name: e["domain"] for name, e in environments.items()}
     upstream = next(o for o in _upstream_objects(release, "applications/kserve/kserve")
                     if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "inferenceservice-config")
     upstream_ingress = json.loads(upstream["data"]["ingress"])
@@ -55,8 +57,10 @@ def test_inference_service_hosts_are_on_the_environment_domain_over_https(built,
         assert {k: v for k, v in ingress.items() if k not in ("ingressDomain", "urlScheme")} == \
                {k: v for k, v in upstream_ingress.items() if k not in ("ingressDomain", "urlScheme")}
         assert upstream_ingress["ingressDomain"] == "example.com" and upstream_ingress["urlScheme"] == "http"
-        assert {k: v for k, v in config["data"].items() if k != "ingress"} == \
-               {k: v for k, v in upstream["data"].items() if k != "ingress"}
+        # (through the environment's mirror; staging's deploy key is its RawDeployment mode, test_serving_mode.py)
+        mirror = environments[env].get("registryMirror")
+        assert {k: v for k, v in config["data"].items() if k not in ("ingress", "deploy")} == \
+               {k: rewrite_text(v, mirror, {}) if mirror else v for k, v in upstream["data"].items() if k not in ("ingress", "deploy")}
     if release == "26.03":  # path-based URLs (upstream's pathTemplate) stay under the same host
         assert "pathTemplate" in upstream_ingress
 
@@ -69,6 +73,9 @@ def test_knative_routes_are_on_the_environment_domain_over_https(built, release)
     assert "example.com" in upstream["config-domain"]["data"]
     for env in ENVIRONMENTS:
         build = built(release, env)
+        if "knative-serving" not in {c.name for c in build.components}:
+            assert env == "staging"  # models run as plain Deployments there (RawDeployment), without Knative
+            continue
         domain = _config_map(build, "knative-serving", "config-domain")["data"]
         # The environment's domain is the only one, for every route (no selector); example.com is gone.
         assert sorted(domain) == sorted(["_example", domains[env]]) and domain[domains[env]] == "", env
