@@ -22,7 +22,6 @@ from .errors import SourceError
 from .gitops import gitops_documents
 from .identity import identity_context
 from .mirror import MirrorInputs, image_entries, mirror_image, mirror_patches, rewrite_text
-from .notebooks import COMPONENT as NOTEBOOKS
 from .notebooks import CONFIGMAP as SPAWNER_CONFIGMAP
 from .notebooks import KEY as SPAWNER_KEY
 from .notebooks import changes_spawner, spawner_patch
@@ -290,7 +289,8 @@ def _image_places(overlay: _Overlay, planned: PlannedComponent, env_plan: Enviro
 
 
 def _spawner(overlay: _Overlay, planned: PlannedComponent, release: str, shared: EnvironmentShared) -> None:
-    """The notebook spawner's choices (notebooks.py), before the mirror, which rewrites the value they replace."""
+    """The notebook spawner's choices (notebooks.py), before the mirror, which rewrites the value they replace;
+    nothing for other components or for settings that keep upstream's."""
     if not changes_spawner(planned.name, planned.config.settings, planned.component.defaults()):
         return
     upstream = planned.component.releases[release]
@@ -346,8 +346,7 @@ def render_overlay(plan: Plan, env_plan: EnvironmentPlan, shared: EnvironmentSha
             overlay.add_patch(name, [body], target)
     # The user's own kustomize Components, applied to upstream's objects before the overlay's patches.
     overlay.components.extend(os.path.relpath(folder, overlay.folder) for folder in planned.config.customizations)
-    if planned.name == NOTEBOOKS:
-        _spawner(overlay, planned, plan.platform.kubeflow_version, shared)
+    _spawner(overlay, planned, plan.platform.kubeflow_version, shared)
     _images(overlay, planned, env_plan, plan.platform.kubeflow_version, shared.mirror_inputs.pins)
     _image_places(overlay, planned, env_plan, plan.platform.kubeflow_version, shared)
     _credentials(overlay, env_plan, shared, planned)
