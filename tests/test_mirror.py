@@ -209,3 +209,50 @@ def test_an_image_lock_pins_every_image_and_check_names_what_it_lacks(project):
     (project.root / IMAGE_LOCK).write_text(json.dumps({"images": {left_out: "latest"}}))
     refused = project.kfgen("render")
     assert refused.returncode == 2 and IMAGE_LOCK in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", RELEASES)
+def test_images_the_profile_controller_starts_come_from_the_mirror(mirrored, release):
+    """KFP's profile controller starts the artifact proxy and the visualization server in profile namespaces
+    under names its code holds: the built controller names the mirror's copies, with upstream's appVersion
+    as the tag, the same images the component's own containers pull."""
+    for (found_release, env), (mirror, build, _) in mirrored.items():
+        if found_release != release:
+            continue
+        objects = [obj for component in build.components for obj in component.objects]
+        controller = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "kubeflow-pipelines-profile-controller")
+        variables = {v["name"]: v.get("value") for v in controller["spec"]["template"]["spec"]["containers"][0]["env"]}
+        version = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("pipeline-install-config"))["data"]["appVersion"]
+        assert variables["FRONTEND_IMAGE"] == f"{mirror}/kubeflow/kfp-frontend"
+        assert variables["VISUALIZATION_SERVER_IMAGE"] == f"{mirror}/kubeflow/kfp-visualization-server"
+        assert variables["FRONTEND_TAG"] == variables["VISUALIZATION_SERVER_TAG"] == version
+        pulled = set(image_references(objects))
+        assert {f"{variables['FRONTEND_IMAGE']}:{version}", f"{variables['VISUALIZATION_SERVER_IMAGE']}:{version}"} <= pulled
+
+
+def test_the_profile_controller_images_are_pinned_and_checked_against_upstream(tmp_path: Path):
+    from kfgen.catalog import load_catalog
+    from kfgen.errors import SourceError
+    from kfgen.mirror import mirror_patches
+
+    project = TempProject(tmp_path / "project")
+    project.vendor()
+    inputs = read_inputs(project.plan(), project.root, None)
+    pipelines = load_catalog(project.root / "components").components["pipelines"]
+    release = project.plan().platform.kubeflow_version
+    code = pipelines.releases[release].code_images[0]
+    digest = "sha256:" + "c" * 64
+    version = next(v for k, v in inputs.files.items() if k[2] == code.tag_file).split("appVersion:")[1].split()[0]
+    pinned = MirrorInputs(inputs.files, {f"{code.image}:{version}": digest})
+    patch = next(p for name, p, _ in mirror_patches(pipelines, release, "m.example/mirror", pinned) if "profile-controller" in name)
+    env = {v["name"]: v["value"] for v in patch["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[code.name_env] == "m.example/mirror/kubeflow/kfp-frontend"
+    assert env[code.tag_env] == f"{version}@{digest}"
+    assert env["VISUALIZATION_SERVER_TAG"] == version  # the lock pins only the frontend
+    # An upstream controller that sets the variable itself: its value is no longer the code's default.
+    changed = {k: t.replace("        - name: KFP_VERSION\n", f"        - name: {code.name_env}\n          value: x/y\n        - name: KFP_VERSION\n")
+               if k[2] == code.file else t for k, t in inputs.files.items()}
+    assert changed != inputs.files
+    with pytest.raises(SourceError, match=f"now sets {code.name_env}"):
+        mirror_patches(pipelines, release, "m.example/mirror", MirrorInputs(changed, {}))

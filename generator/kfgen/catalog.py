@@ -68,6 +68,24 @@ class ImagePlace:
 
 
 @dataclass(frozen=True)
+class CodeImage:
+    """An image a controller's code starts (in profile namespaces, say) under a default name written in its
+    code, which the manifests do not hold: environment variables of the controller's workload override the
+    name and the tag. Mirroring sets both; upstream's workload must not set them already."""
+
+    kind: str  # of the controller's workload
+    name: str
+    file: str  # the upstream file that defines the workload
+    container: str
+    image: str  # the name the code uses when name_env is unset
+    name_env: str
+    tag_env: str
+    tag_file: str  # the upstream file holding the tag the code uses when tag_env is unset
+    tag_config: str  # the ConfigMap in tag_file
+    tag_key: str  # its data key
+
+
+@dataclass(frozen=True)
 class Release:
     """Where a component's manifests come from in one Kubeflow release."""
 
@@ -82,6 +100,7 @@ class Release:
     cluster_kinds: tuple[str, ...]
     variants: tuple[Variant, ...] = ()
     image_places: tuple[ImagePlace, ...] = ()
+    code_images: tuple[CodeImage, ...] = ()
 
     @property
     def scalable(self) -> tuple[str, ...]:
@@ -316,6 +335,7 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
                                        tuple(v.get("requiredSettings") or ()))
                                for v in rel.get("variants") or ()),
                 image_places=tuple(_image_place(place) for place in rel.get("imagePlaces", ())),
+                code_images=tuple(_code_image(code) for code in rel.get("codeImages", ())),
             )
             for name, rel in sorted(data["releases"].items())
         },
@@ -350,6 +370,13 @@ def _image_place(data: Manifest) -> ImagePlace:
     return ImagePlace(kind=data["kind"], name=data["name"], file=data["file"], source=data.get("from", "manifest"),
                       container=data.get("container"), env=data.get("env"), arg=data.get("arg"), key=data.get("key"),
                       format=data.get("format", "text"), path=data.get("path"))
+
+
+def _code_image(data: Manifest) -> CodeImage:
+    tag = data["tagFrom"]
+    return CodeImage(kind=data["kind"], name=data["name"], file=data["file"], container=data["container"],
+                     image=data["image"], name_env=data["nameEnv"], tag_env=data["tagEnv"], tag_file=tag["file"],
+                     tag_config=tag["configMap"], tag_key=tag["key"])
 
 
 def _hardening(data: Manifest, namespace: str) -> Hardening:

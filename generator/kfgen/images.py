@@ -84,6 +84,17 @@ def _place_values(obj: Manifest, env: str | None, arg: str | None, key: str | No
     return values
 
 
+def _code_image_references(workloads: list[Manifest], name_env: str, tag_env: str) -> Iterator[str]:
+    """name:tag as a controller's code writes them, where the workload sets both variables (a mirrored
+    environment); without them the code pulls upstream's image of that name and tag, which the component's
+    own containers pull too."""
+    for obj in workloads:
+        for container in obj["spec"]["template"]["spec"].get("containers") or []:
+            env = {v.get("name"): v.get("value") for v in container.get("env") or []}
+            if isinstance(env.get(name_env), str) and isinstance(env.get(tag_env), str):
+                yield f"{env[name_env]}:{env[tag_env]}"
+
+
 def _sources(env_plan: EnvironmentPlan, release: str, mirror: str, inputs: MirrorInputs) -> dict[str, str]:
     """Mirrored name -> source name, from the catalog's images and upstream's values at the image places."""
     names: set[str] = set()
@@ -91,6 +102,7 @@ def _sources(env_plan: EnvironmentPlan, release: str, mirror: str, inputs: Mirro
         rel = planned.component.releases[release]
         names.update(rel.images)
         names.update(str(i.get("newName", i["name"])) for i in planned.config.images)
+        names.update(code.image for code in rel.code_images)
         if planned.name == NOTEBOOKS:  # the spawner's images the spec offers, which upstream may not have
             names.update(ref.name for image in setting_images(planned.config.settings) if (ref := parse_reference(image)))
         for place in rel.image_places:
@@ -111,6 +123,8 @@ def environment_images(env_plan: EnvironmentPlan, release: str, objects: list[Ma
             for obj in _named(objects, place.kind, place.name):
                 for value in _place_values(obj, place.env, place.arg, place.key, place.path):
                     found.update(references_in(value))
+        for code in planned.component.releases[release].code_images:
+            found.update(_code_image_references(_named(objects, code.kind, code.name), code.name_env, code.tag_env))
     mirror = env_plan.environment.registry_mirror
     sources = _sources(env_plan, release, mirror, inputs or MirrorInputs()) if mirror else {}
     images = []

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalog import Component, ImagePlace, Release
+from .catalog import CodeImage, Component, ImagePlace, Release
 from .errors import SourceError
 from .notebooks import changes_spawner
 from .yamlio import load_all_plain, load_plain
@@ -134,18 +134,19 @@ def read_upstream(releases: list[Release], directories: list[Path]) -> dict[tupl
     """The upstream files the image places of these releases name, read from the first directory that has them."""
     files: dict[tuple[str, str, str], str] = {}
     for release in releases:
-        for place in release.image_places:
-            key = (release.repo, release.ref, place.file)
+        wanted = [p.file for p in release.image_places] + [f for c in release.code_images for f in (c.file, c.tag_file)]
+        for file in wanted:
+            key = (release.repo, release.ref, file)
             if key in files:
                 continue
             for directory in directories:
-                candidate = directory / release.repo / release.ref / place.file
+                candidate = directory / release.repo / release.ref / file
                 if candidate.is_file():
                     files[key] = candidate.read_text(encoding="utf-8")
                     break
             else:
                 searched = ", ".join(str(d) for d in directories)
-                raise SourceError(f"{release.repo}/{place.file} at {release.ref} is in no source (searched: {searched})")
+                raise SourceError(f"{release.repo}/{file} at {release.ref} is in no source (searched: {searched})")
     return files
 
 
@@ -265,12 +266,62 @@ def mirror_patches(component: Component, release_name: str, mirror: str,
             _merge_env(merged.setdefault((place.kind, place.name), {}), place, text, mirror, inputs.pins, where)
         else:
             by_object.setdefault((place.kind, place.name), []).extend(place_operations(place, text, mirror, inputs.pins, where))
+    for index, code in enumerate(release.code_images):
+        where = f"{component.file}: releases.{release_name}.codeImages[{index}]"
+        texts = [inputs.files.get((release.repo, release.ref, f)) for f in (code.file, code.tag_file)]
+        if texts[0] is None or texts[1] is None:
+            raise SourceError(f"{where}: upstream's {code.file} or {code.tag_file} was not read")
+        _merge_code_image(merged.setdefault((code.kind, code.name), {}), code, texts[0], texts[1], mirror, inputs.pins, where)
     patches: list[tuple[str, Any, dict[str, str]]] = [
         (f"mirror-{kind.lower()}-{name}.yaml", operations, {"kind": kind, "name": f"^{name}$"})
         for (kind, name), operations in sorted(by_object.items())]
     patches.extend((f"mirror-env-{kind.lower()}-{name}.yaml", patch, {"kind": kind, "name": f"^{name}$"})
                    for (kind, name), patch in sorted(merged.items()))
     return patches
+
+
+def code_image_tag(code: CodeImage, tag_text: str, where: str) -> str:
+    """The tag the controller's code gives its image when tag_env is unset, from upstream's ConfigMap."""
+    place = ImagePlace(kind="ConfigMap", name=code.tag_config, file=code.tag_file, source="manifest", key=code.tag_key)
+    return _config_value(tag_text, place, where)
+
+
+def _merge_code_image(patch: dict[str, Any], code: CodeImage, workload_text: str, tag_text: str, mirror: str,
+                      pins: dict[str, str], where: str) -> None:
+    """The controller's variables that name an image its code starts: the mirrored name, and the tag, with the
+    image lock's digest after it when it pins one (the code writes name:tag, and name:tag@digest pulls by digest).
+    Upstream's workload must set neither, or its value would be the one to test and replace."""
+    obj = _find_object(workload_text, ImagePlace(kind=code.kind, name=code.name, file=code.file, source="manifest"), where)
+    _, pod = _pod_spec_path(obj)
+    container = next((c for c in pod.get("containers") or [] if c.get("name") == code.container), None)
+    if container is None:
+        raise SourceError(f"{where}: upstream's {code.kind} {code.name} has no container {code.container}")
+    already = sorted({v.get("name") for v in container.get("env") or []} & {code.name_env, code.tag_env})
+    if already:
+        raise SourceError(f"{where}: upstream's {code.kind} {code.name} now sets {', '.join(already)}; "
+                          "name this image as an image place instead")
+    tag = code_image_tag(code, tag_text, where)
+    digest = pins.get(f"{code.image}:{tag}")
+    _env_entry(patch, obj, ["spec", "template", "spec"], code.kind, code.name, code.container).extend([
+        {"name": code.name_env, "value": mirror_image(code.image, mirror)},
+        {"name": code.tag_env, "value": tag + (f"@{digest}" if digest else "")}])
+
+
+def _env_entry(patch: dict[str, Any], obj: dict[str, Any], prefix: list[str], kind: str, name: str,
+               container: str) -> list[dict[str, Any]]:
+    """The env list of container in a strategic merge patch of the workload, made on first use."""
+    if not patch:
+        patch.update({"apiVersion": obj["apiVersion"], "kind": kind, "metadata": {"name": name}})
+    spec = patch
+    for part in prefix:
+        spec = spec.setdefault(part, {})
+    containers = spec.setdefault("containers", [])
+    entry = next((c for c in containers if c["name"] == container), None)
+    if entry is None:
+        entry = {"name": container, "env": []}
+        containers.append(entry)
+    env: list[dict[str, Any]] = entry["env"]
+    return env
 
 
 def _merge_env(patch: dict[str, Any], place: ImagePlace, text: str, mirror: str, pins: dict[str, str], where: str) -> None:
@@ -286,17 +337,8 @@ def _merge_env(patch: dict[str, Any], place: ImagePlace, text: str, mirror: str,
             rewritten = rewrite_text(values[0], mirror, pins)
             if rewritten == values[0]:
                 raise SourceError(f"{where}: upstream's {place.env} holds no image reference")
-            if not patch:
-                patch.update({"apiVersion": obj["apiVersion"], "kind": place.kind, "metadata": {"name": place.name}})
-            spec = patch
-            for part in prefix:
-                spec = spec.setdefault(part, {})
-            containers = spec.setdefault("containers", [])
-            entry = next((c for c in containers if c["name"] == container["name"]), None)
-            if entry is None:
-                entry = {"name": container["name"], "env": []}
-                containers.append(entry)
-            entry["env"].append({"name": place.env, "value": rewritten})
+            _env_entry(patch, obj, prefix, place.kind, place.name, container["name"]).append(
+                {"name": place.env, "value": rewritten})
             return
     raise SourceError(f"{where}: upstream's {place.file} has no {place.env} in {place.kind} {place.name}")
 
