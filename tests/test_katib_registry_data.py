@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from helpers import shipped_spec
+from helpers import TempProject, shipped_spec, spec_for_release
+from kfgen.build import EnvironmentBuild
 
 DSN = "--embedmd-database-dsn=$(MYSQL_USER_NAME):$(MYSQL_ROOT_PASSWORD)@tcp({host}:$(MYSQL_PORT))/$(MYSQL_DATABASE)?charset=utf8mb4"
 KATIB_STORE = {"katib-mysql"}
@@ -81,3 +82,50 @@ def test_secrets_lists_the_external_accounts(project):
     rows = {(r["secret"], r["key"]): r for r in json.loads(listed.stdout)["keys"]}
     assert ("katib-mysql-secrets", "MYSQL_ROOT_PASSWORD") in rows
     assert rows[("model-registry-db-secrets", "MYSQL_USER_NAME")]["source"] == "fixed value 'model_registry'"
+
+
+POSTGRES = {"katib": {"type": "externalPostgreSQL", "host": "pg.db.example.com", "user": "katib", "name": "katib_prod"},
+            "model-registry": {"type": "externalPostgreSQL", "host": "pg.db.example.com", "port": 6432,
+                               "user": "model_registry", "sslMode": "verify-full"}}
+
+
+@pytest.fixture(scope="module", params=["26.03", "v1.11.0"])
+def on_postgres(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> EnvironmentBuild:
+    """prod of the shipped spec with Katib and the model registry on an external PostgreSQL server."""
+    spec = spec_for_release(request.param)
+    prod = next(e for e in spec["environments"] if e["name"] == "prod")
+    for component, database in POSTGRES.items():
+        prod["components"][component]["settings"]["database"] = database
+    project = TempProject(tmp_path_factory.mktemp(f"postgres-{request.param}") / "project", spec)
+    project.vendor()
+    project.render()
+    return project.build("prod")
+
+
+def test_katib_on_an_external_postgresql(on_postgres):
+    objects = on_postgres.objects
+    assert not [o for o in objects if o["metadata"]["name"] in KATIB_STORE]
+    env_vars = _env(_one(objects, "Deployment", "katib-db-manager"))
+    assert env_vars["DB_NAME"] == "postgres"
+    assert env_vars["DB_USER"] == "katib"
+    assert env_vars["KATIB_POSTGRESQL_DB_HOST"] == "pg.db.example.com"
+    assert env_vars["KATIB_POSTGRESQL_DB_PORT"] == "5432"
+    assert env_vars["KATIB_POSTGRESQL_DB_DATABASE"] == "katib_prod"
+    assert env_vars["KATIB_POSTGRESQL_SSL_MODE"] == "require"
+    assert not [name for name in env_vars if name.startswith("KATIB_MYSQL_")]
+    assert env_vars["DB_PASSWORD"] == {"secretKeyRef": {"name": "katib-mysql-secrets", "key": "MYSQL_ROOT_PASSWORD"}}
+
+
+def test_model_registry_on_an_external_postgresql(on_postgres):
+    objects = on_postgres.objects
+    assert not [o for o in objects if o["metadata"]["name"] in REGISTRY_STORE]
+    server = _one(objects, "Deployment", "model-registry-deployment")
+    args = server["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[2:] == ["--datastore-type=$(MODEL_REGISTRY_DATA_STORE_TYPE)", "--embedmd-database-type=postgres",
+                        "--embedmd-database-dsn=postgresql://$(MYSQL_USER_NAME):$(MYSQL_ROOT_PASSWORD)@pg.db.example.com:"
+                        "$(MYSQL_PORT)/$(MYSQL_DATABASE)?sslmode=verify-full"]
+    parameters = _one(objects, "ConfigMap", "model-registry-db-parameters")["data"]
+    assert parameters["MYSQL_DATABASE"] == "metadb" and parameters["MYSQL_PORT"] == "6432"
+    assert server["spec"]["template"]["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeOutboundPorts"] == "6432"
+    secret = _one(objects, "ExternalSecret", "model-registry-db-secrets")["spec"]
+    assert secret["target"]["template"]["data"] == {"MYSQL_USER_NAME": "model_registry"}

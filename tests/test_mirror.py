@@ -217,13 +217,14 @@ def test_images_the_profile_controller_starts_come_from_the_mirror(mirrored, rel
     """KFP's profile controller starts the artifact proxy and the visualization server in profile namespaces
     under names its code holds: the built controller names the mirror's copies, with upstream's appVersion
     as the tag, the same images the component's own containers pull."""
-    for (found_release, env), (mirror, build, _) in mirrored.items():
+    for (found_release, _), (mirror, build, _) in mirrored.items():
         if found_release != release:
             continue
         objects = [obj for component in build.components for obj in component.objects]
         controller = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "kubeflow-pipelines-profile-controller")
         variables = {v["name"]: v.get("value") for v in controller["spec"]["template"]["spec"]["containers"][0]["env"]}
-        version = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("pipeline-install-config"))["data"]["appVersion"]
+        install_config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("pipeline-install-config"))
+        version = install_config["data"]["appVersion"]
         assert variables["FRONTEND_IMAGE"] == f"{mirror}/kubeflow/kfp-frontend"
         assert variables["VISUALIZATION_SERVER_IMAGE"] == f"{mirror}/kubeflow/kfp-visualization-server"
         assert variables["FRONTEND_TAG"] == variables["VISUALIZATION_SERVER_TAG"] == version

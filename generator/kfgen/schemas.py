@@ -106,11 +106,13 @@ def _found(value: Any, written: str | None, typed: bool = True) -> str:
 
 
 def _conditions(schema: Any, path: tuple[str, ...] = ()) -> list[str]:
-    """The `const` values an `if` schema asks for, as `field is value`."""
+    """The `const` or `enum` values an `if` schema asks for, as `field is value` or `field is a or b`."""
     found: list[str] = []
     if isinstance(schema, dict):
         if "const" in schema:
             found.append(f"{'.'.join(path)} is {json.dumps(schema['const'])}")
+        elif isinstance(schema.get("enum"), list):
+            found.append(f"{'.'.join(path)} is {' or '.join(json.dumps(v) for v in schema['enum'])}")
         for name, sub in (schema.get("properties") or {}).items():
             found.extend(_conditions(sub, path + (name,)))
     return found
