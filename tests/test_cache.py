@@ -37,6 +37,35 @@ def test_split_crds_keeps_every_document():
     assert [o["kind"] for o in load_all_plain(rest)] == ["Namespace", "ConfigMap"]
 
 
+def test_patches_of_generated_config_are_built_directly():
+    """A ConfigMap a generator named with a hash is known to a prebuilt base by that name only: an overlay
+    that patches or selects it builds directly; one that patches a plain ConfigMap builds on the base."""
+    from kfgen.build import _generated_config, _patches_generated
+
+    base = ("apiVersion: v1\ndata:\n  name: not-the-name\nkind: ConfigMap\nmetadata:\n  name: app-config-9c2fbg2gdc\n---\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-deployment\n---\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-4b8cd2f6hk\n")
+    generated = _generated_config(base)
+    assert generated == [("ConfigMap", "app-config")]
+
+    def overlay(kustomization: str, *patch_files: tuple[str, str]) -> list[tuple[str, bytes]]:
+        return [("kustomization.yaml", kustomization.encode()), *((n, t.encode()) for n, t in patch_files)]
+
+    plain = overlay("patches:\n- path: p.yaml\n  target: {kind: ConfigMap, name: ^config-deployment$}\n")
+    assert not _patches_generated(plain, generated)
+    by_target = overlay("patches:\n- path: p.yaml\n  target: {kind: ConfigMap, name: ^app-config$}\n")
+    assert _patches_generated(by_target, generated)
+    by_name_only = overlay("patches:\n- path: p.yaml\n  target: {name: app-.*}\n")
+    assert _patches_generated(by_name_only, generated)
+    strategic = overlay("patches:\n- path: p.yaml\n", ("p.yaml", "kind: ConfigMap\nmetadata:\n  name: app-config\n"))
+    assert _patches_generated(strategic, generated)
+    replaced = overlay("replacements:\n- source: {kind: Deployment, name: app}\n  targets:\n  - select: {kind: ConfigMap}\n")
+    assert _patches_generated(replaced, generated)
+    elsewhere = overlay("replacements:\n- source: {kind: Deployment, name: app}\n  targets:\n  - select: {kind: PodDisruptionBudget}\n")
+    assert not _patches_generated(elsewhere, generated)
+    assert not _patches_generated(by_target, [])
+
+
 @pytest.mark.slow  # builds each component twice, cold
 def test_shared_crd_layer_builds_what_kustomize_builds_directly(make_project, tmp_path):
     project = make_project()

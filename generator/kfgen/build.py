@@ -246,6 +246,13 @@ class Builder:
                 self._bases[component] = split_crds(text)
             return self._bases[component]
 
+    def generated_config(self, component: str) -> list[tuple[str, str]]:
+        """The generated ConfigMaps and Secrets of a component's base (see _generated_config), kept in a
+        cache entry of their own: a warm build decides how to build an overlay without reading the base."""
+        text, _ = self._cached(self.base_key(component) + "-generated",
+                               lambda: json.dumps(_generated_config(self.base(component)[1])))
+        return [(str(kind), str(name)) for kind, name in json.loads(text)]
+
     def base_tree(self) -> str:
         """The digest of every base folder, taken once per run."""
         with self._guard:
@@ -260,7 +267,8 @@ class Builder:
         outside = _outside_resources(folder, files)
         # The overlay names its base: base/<component>, or base/<component>.<variant> for a cloud variant.
         base = _base_of(files) or component
-        if not (self.tree / "base" / base).is_dir() or outside or _needs_direct_build(files):
+        if (not (self.tree / "base" / base).is_dir() or outside or _needs_direct_build(files)
+                or (_touches_config(files) and _patches_generated(files, self.generated_config(base)))):
             outside = [d for d in outside if d.is_dir()]  # e.g. a folder of SOPS-encrypted Secrets
             key = digest_text("overlay", self.inputs, digest_contents(files, folder.name), self.base_tree(), digest_files(*outside))
             text, cached = self._cached(key, lambda: self.kustomize.build(folder))
@@ -312,17 +320,60 @@ class OverlayOutput:
 
 def _needs_direct_build(files: list[tuple[str, bytes]]) -> bool:
     """Overlays that patch CRDs or merge into upstream generators cannot be built on a prebuilt base (nor
-    can those with resources outside it: see _outside_resources).
-
-    Nor can those that patch a ConfigMap or Secret: upstream may generate it, and a prebuilt base knows
-    only its hashed name, so the patch would miss it (or leave references to the old hash).
-    files: the overlay folder's files, as read_files gives them."""
+    can those with resources outside it: see _outside_resources). files: the overlay folder's files, as
+    read_files gives them."""
     text = dict(files).get("kustomization.yaml", b"").decode("utf-8")
-    if any(word in text for word in ("CustomResourceDefinition", "configMapGenerator", "secretGenerator",
-                                     "kind: ConfigMap", "kind: Secret")):
+    return any(word in text for word in ("CustomResourceDefinition", "configMapGenerator", "secretGenerator"))
+
+
+def _touches_config(files: list[tuple[str, bytes]]) -> bool:
+    """Whether the overlay may patch a ConfigMap or Secret (or select one in a replacement)."""
+    text = dict(files).get("kustomization.yaml", b"").decode("utf-8")
+    if any(word in text for word in ("kind: ConfigMap", "kind: Secret", "replacements:")):
         return True
     return any(re.search(rb"^kind: (ConfigMap|Secret)$", data, re.MULTILINE)
                for name, data in files if "/" not in name and name.endswith(".yaml") and name != "kustomization.yaml")
+
+
+# kustomize's name hash: ten characters of a sha256 in hex, with 0, 1, 3, a and e spelt g, h, k, m and t.
+_HASH_SUFFIXED = re.compile(r"^(?P<name>.+)-[2-9bcdfghkmt]{10}$")
+
+
+def _generated_config(objects: str) -> list[tuple[str, str]]:
+    """(kind, name before the hash) of each ConfigMap and Secret of a base that a generator named with a hash."""
+    found = []
+    for document in re.split(r"(?m)^---[ \t]*$", objects):
+        if not re.search(r"(?m)^kind: (ConfigMap|Secret)$", document):
+            continue
+        for obj in load_all_plain(document):
+            hashed = _HASH_SUFFIXED.match(str(((obj or {}).get("metadata") or {}).get("name", "")))
+            if hashed and obj.get("kind") in ("ConfigMap", "Secret"):
+                found.append((str(obj["kind"]), hashed["name"]))
+    return found
+
+
+def _patches_generated(files: list[tuple[str, bytes]], generated: list[tuple[str, str]]) -> bool:
+    """Whether a patch or replacement of the overlay may select a generated ConfigMap or Secret of its base.
+    A prebuilt base knows such an object only by its hashed name, so a patch would miss it (or leave
+    references to the old hash); kustomize selects objects by their name before the hash."""
+    if not generated:
+        return False
+    kustomization: Manifest = load_plain(dict(files).get("kustomization.yaml", b"").decode("utf-8")) or {}
+    contents = dict(files)
+    selectors: list[Manifest] = []
+    for patch in kustomization.get("patches") or []:
+        target = patch.get("target")
+        if target is None:  # a strategic merge patch names its object itself
+            document: Manifest = load_plain(contents.get(patch.get("path", ""), b"").decode("utf-8")) or {}
+            target = {"kind": document.get("kind"), "name": (document.get("metadata") or {}).get("name")}
+        selectors.append(target)
+    for replacement in kustomization.get("replacements") or []:
+        selectors.append(replacement.get("source") or {})
+        selectors.extend(target.get("select") or {} for target in replacement.get("targets") or [])
+    # kustomize anchors a selector's kind and name regular expressions at both ends; a missing one matches all
+    return any((selector.get("kind") is None or re.fullmatch(str(selector["kind"]), kind))
+               and (selector.get("name") is None or re.fullmatch(str(selector["name"]), name))
+               for selector in selectors for kind, name in generated)
 
 
 _BASE_REFERENCE = re.compile(r"^\.\./\.\./\.\./base/([^/]+)$")
