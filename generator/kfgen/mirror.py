@@ -13,6 +13,7 @@ function of its inputs; their digest joins the render cache's key (rendercache.p
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -119,6 +120,9 @@ class MirrorInputs:
 
     files: dict[tuple[str, str, str], str] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict)
+    # mirror_patches' results by (component, release, mirror): environments that share a mirror share them
+    patches: dict[tuple[str, str, str], list[tuple[str, Any, dict[str, str]]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def digest(self) -> str:
         content = json.dumps({"files": sorted([list(k), v] for k, v in self.files.items()), "pins": self.pins}, sort_keys=True)
@@ -253,7 +257,15 @@ def place_operations(place: ImagePlace, text: str, mirror: str, pins: dict[str, 
 def mirror_patches(component: Component, release_name: str, mirror: str,
                    inputs: MirrorInputs) -> list[tuple[str, Any, dict[str, str]]]:
     """(file name, patch, target) per object of the component with image places: a JSON patch that tests
-    upstream's values, or for environment variables a strategic merge patch."""
+    upstream's values, or for environment variables a strategic merge patch. The caller's own copy."""
+    key = (component.name, release_name, mirror)
+    if key not in inputs.patches:
+        inputs.patches[key] = _mirror_patches(component, release_name, mirror, inputs)
+    return copy.deepcopy(inputs.patches[key])
+
+
+def _mirror_patches(component: Component, release_name: str, mirror: str,
+                    inputs: MirrorInputs) -> list[tuple[str, Any, dict[str, str]]]:
     release = component.releases[release_name]
     by_object: dict[tuple[str, str], list[dict[str, Any]]] = {}
     merged: dict[tuple[str, str], dict[str, Any]] = {}
