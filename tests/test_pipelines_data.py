@@ -170,10 +170,14 @@ def test_prod_reaches_cloud_storage_through_workload_identity(built, release):
     repository = _artifact_repository(objects)
     assert repository["gcs"]["bucket"] == store["bucket"] and "s3" not in repository and "serviceAccountKeySecret" not in repository["gcs"]
     assert "mlpipeline-minio-artifact" not in _secret_refs(objects)
-    _assert_annotated(build, "iam.gke.io/gcp-service-account", store["identity"]["gcpServiceAccount"], "prod")
+    # ml-serving reaches the store as its own account (profiles[].objectStoreIdentity), the others as the platform's
+    own = {p["name"]: p["objectStoreIdentity"]["gcpServiceAccount"]
+           for e in shipped_spec()["environments"] if e["name"] == "prod" for p in e["profiles"] if "objectStoreIdentity" in p}
+    assert set(own) == {"ml-serving"}
+    _assert_annotated(build, "iam.gke.io/gcp-service-account", store["identity"]["gcpServiceAccount"], "prod", own)
 
 
-def _assert_annotated(build, key: str, value: str, env: str) -> None:
+def _assert_annotated(build, key: str, value: str, env: str, own: dict[str, str] | None = None) -> None:
     objects = _pipelines(build)
     by_id = _by_id(objects)
     for name in STORE_READERS:
@@ -182,7 +186,7 @@ def _assert_annotated(build, key: str, value: str, env: str) -> None:
     editors = {o["metadata"]["namespace"]: o["metadata"]["annotations"] for o in tenants
                if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "default-editor"}
     profiles = {o["metadata"]["name"] for o in tenants if o["kind"] == "Profile"}
-    assert profiles and editors == {name: {key: value} for name in profiles}
+    assert profiles and editors == {name: {key: (own or {}).get(name, value)} for name in profiles}
 
 
 def _shipped_settings(env: str) -> dict[str, Any]:

@@ -187,7 +187,7 @@ def template_context(shared: EnvironmentShared, planned: PlannedComponent) -> di
 
 
 def profile_context(profile: Profile) -> dict[str, Any]:
-    return {"name": profile.name, "owner": profile.owner, "quota": profile.quota,
+    return {"name": profile.name, "owner": profile.owner, "quota": profile.quota, "objectStoreIdentity": profile.object_store_identity,
             "contributors": [{"role": g.role, "user": g.user, "group": g.group,
                               "bindingName": binding_name(g.user or g.group or "", g.role, "user" if g.user else "group")}
                              for g in profile.contributors]}

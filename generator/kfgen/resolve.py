@@ -298,6 +298,7 @@ class _Resolver:
         if sizing.get("highAvailability") and replicas < 2:
             self.fail(path + ("sizing", "highAvailability"), f"high availability needs sizing.replicas of at least 2, found {replicas}")
         env_profiles = self.profiles(path, env, profiles)
+        self.check_profile_identities(path, env, profiles, env_profiles, components)
         if env_profiles and not components.get("profiles", _DISABLED).enabled:
             self.fail(path, f"profiles are declared but the 'profiles' component is disabled in environment {env['name']!r}")
         secrets = self.secrets(path, env, platform)
@@ -359,8 +360,29 @@ class _Resolver:
         result = []
         for name, p in sorted(merged.items()):
             grants = tuple(Grant(g["role"], g.get("user"), g.get("group")) for g in p.get("contributors") or ())
-            result.append(Profile(name, p["owner"], grants, dict(p.get("quota") or {})))
+            result.append(Profile(name, p["owner"], grants, dict(p.get("quota") or {}), dict(p.get("objectStoreIdentity") or {})))
         return tuple(result)
+
+    def check_profile_identities(self, path: tuple[Any, ...], env: dict[str, Any], profiles: list[dict[str, Any]],
+                                 env_profiles: tuple[Profile, ...], components: dict[str, ComponentConfig]) -> None:
+        """A profile's own object-store identity replaces the environment's, so it needs one of the same kind."""
+        pipelines = components.get("pipelines", _DISABLED)
+        store = pipelines.settings.get("objectStore") or {} if pipelines.enabled else {}
+        shared = store.get("identity") or {} if store.get("type") == "external" else {}
+        changed = {change["name"]: index for index, change in enumerate(env.get("profiles") or []) if "objectStoreIdentity" in change}
+        declared = {p["name"]: index for index, p in enumerate(profiles)}
+        for profile in env_profiles:
+            if not profile.object_store_identity:
+                continue
+            where = (path + ("profiles", changed[profile.name]) if profile.name in changed
+                     else ("profiles", declared[profile.name])) + ("objectStoreIdentity",)
+            kind = next(iter(profile.object_store_identity))
+            if not shared:
+                self.fail(where, f"environment {env['name']!r} reaches the Pipelines object store without a cloud identity "
+                                 "(components.pipelines.settings.objectStore.identity): a profile's identity replaces that one")
+            elif kind not in shared:
+                self.fail(where, f"environment {env['name']!r} reaches the Pipelines object store with {next(iter(shared))}: a "
+                                 f"profile's identity replaces that one, so it gives {next(iter(shared))} too, not {kind}")
 
     def check_grants(self, grants: list[dict[str, Any]], path: tuple[Any, ...], owner: str) -> None:
         seen: set[str] = set()

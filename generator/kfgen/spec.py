@@ -100,6 +100,8 @@ class Profile:
     owner: str
     contributors: tuple[Grant, ...] = ()
     quota: dict[str, Any] = field(default_factory=dict)  # cpu, memory, gpu, storage, persistentVolumeClaims, pods
+    # the cloud identity its pipeline steps reach the Pipelines object store with, instead of the environment's
+    object_store_identity: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
