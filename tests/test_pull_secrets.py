@@ -42,6 +42,19 @@ def test_prod_pulls_every_image_with_its_registry_login(built):
     assert "iam.gke.io/gcp-service-account" in editor["metadata"]["annotations"]
 
 
+def test_every_profile_is_the_specs_since_the_dashboard_registers_none(built):
+    """The profile controller has no default pull secret (nor store identity) for the accounts it creates, so
+    they reach profiles through the spec, which declares the accounts: the dashboard's self-service
+    registration stays off, as upstream has it, and only the spec makes profiles."""
+    for env in ("local", "prod"):
+        objects = built("26.03", env).objects
+        dashboard = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "centraldashboard")
+        variables = {v["name"]: v.get("value") for v in dashboard["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert variables["REGISTRATION_FLOW"] == "false", env
+        spec_profiles = {p["name"] for p in shipped_spec()["profiles"] if env in p.get("environments", [env])}
+        assert {o["metadata"]["name"] for o in objects if o["kind"] == "Profile"} == spec_profiles
+
+
 def test_environments_without_a_login_pull_as_upstream(built):
     for env in ("local", "staging"):
         assert "imagePullSecret" not in _environment(env)
