@@ -14,7 +14,7 @@ import bcrypt
 import pytest
 import yaml
 
-from helpers import PROJECT, TempProject, shipped_spec, spec_for_release
+from helpers import PROJECT, TempProject, shipped_spec, source_cache_dirs, spec_for_release
 from kfgen.catalog import load_catalog
 from kfgen.credentials import required_secrets
 from kfgen.kustomize import find_kustomize, kustomize_build
@@ -33,11 +33,11 @@ def _decoded(secret: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def upstream_defaults(built) -> dict[str, dict[tuple[str, str], dict[str, str]]]:
+def upstream_defaults(built) -> dict[str, dict[tuple[str, str, str], dict[str, str]]]:
     """The Secrets each release's upstream bases ship for the catalog's secrets, with their values."""
     catalog = load_catalog(PROJECT / "components")
     kustomize = find_kustomize(PROJECT)
-    found: dict[str, dict[tuple[str, str], dict[str, str]]] = {}
+    found: dict[str, dict[tuple[str, str, str], dict[str, str]]] = {}
     for release in RELEASES:
         built(release, "local")  # makes the release's project
         project_root = _project_root(built, release)
@@ -45,11 +45,18 @@ def upstream_defaults(built) -> dict[str, dict[tuple[str, str], dict[str, str]]]
         for component in catalog.components.values():
             if not component.secrets_in(release):
                 continue
-            for root in component.releases[release].resource_roots:  # upstream itself, not our base
-                for obj in load_all_plain(kustomize_build(kustomize, project_root / "vendor" / root.relpath)):
+            upstream = component.releases[release]
+            # upstream itself, not our base: the release's roots (vendored), and its variants' (from the source
+            # cache, since no shipped environment may use them)
+            roots = [project_root / "vendor" / root.relpath for root in upstream.resource_roots]
+            roots += [next(d for d in (cache / root.relpath for cache in source_cache_dirs()) if d.is_dir())
+                      for variant in upstream.variants for root in upstream.with_variant(variant).resource_roots
+                      if root not in upstream.resource_roots]
+            for root in roots:
+                for obj in load_all_plain(kustomize_build(kustomize, root)):
                     if obj.get("kind") == "Secret":
                         namespace = obj["metadata"].get("namespace") or component.namespace
-                        found[release][(namespace, obj["metadata"]["name"])] = _decoded(obj)
+                        found[release][(namespace, obj["metadata"]["name"], str(root))] = _decoded(obj)
     return found
 
 
@@ -66,7 +73,8 @@ def test_catalog_secrets_are_what_upstream_ships(release, upstream_defaults):
             matches = [key for key in shipped if key[0] == secret.namespace and
                        (key[1] == secret.name or key[1].startswith(f"{secret.name}-"))]
             assert matches, f"{component.name}: upstream {release} has no Secret {secret.namespace}/{secret.name}"
-            assert sorted(shipped[matches[0]]) == sorted(k.name for k in secret.keys), (component.name, secret.name)
+            # one of upstream's Secrets of that name (the release's, or a variant's) has exactly these keys
+            assert sorted(k.name for k in secret.keys) in [sorted(shipped[m]) for m in matches], (component.name, secret.name)
 
 
 @pytest.mark.parametrize("release", RELEASES)

@@ -90,16 +90,25 @@ POSTGRES = {"katib": {"type": "externalPostgreSQL", "host": "pg.db.example.com",
 
 
 @pytest.fixture(scope="module", params=["26.03", "v1.11.0"])
-def on_postgres(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> EnvironmentBuild:
-    """prod of the shipped spec with Katib and the model registry on an external PostgreSQL server."""
+def postgres_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TempProject:
+    """The shipped spec with Katib and the model registry on an external PostgreSQL server in prod, and the
+    model registry on upstream's PostgreSQL in the cluster in staging."""
     spec = spec_for_release(request.param)
     prod = next(e for e in spec["environments"] if e["name"] == "prod")
     for component, database in POSTGRES.items():
         prod["components"][component]["settings"]["database"] = database
+    staging = next(e for e in spec["environments"] if e["name"] == "staging")
+    staging["components"]["model-registry"] = {"settings": {"database": {"type": "inClusterPostgreSQL"},
+                                                            "persistence": {"storageClass": "gp3", "size": "30Gi"}}}
     project = TempProject(tmp_path_factory.mktemp(f"postgres-{request.param}") / "project", spec)
     project.vendor()
     project.render()
-    return project.build("prod")
+    return project
+
+
+@pytest.fixture(scope="module")
+def on_postgres(postgres_project: TempProject) -> EnvironmentBuild:
+    return postgres_project.build("prod")
 
 
 def test_katib_on_an_external_postgresql(on_postgres):
@@ -129,3 +138,36 @@ def test_model_registry_on_an_external_postgresql(on_postgres):
     assert server["spec"]["template"]["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeOutboundPorts"] == "6432"
     secret = _one(objects, "ExternalSecret", "model-registry-db-secrets")["spec"]
     assert secret["target"]["template"]["data"] == {"MYSQL_USER_NAME": "model_registry"}
+
+
+def test_model_registry_on_upstreams_postgresql_in_the_cluster(postgres_project):
+    """inClusterPostgreSQL builds upstream's postgres overlay, a variant of its own that the setting chooses."""
+    assert (postgres_project.root / "base/model-registry.postgres").is_dir()
+    objects = postgres_project.build("staging").objects
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("PersistentVolumeClaim", "metadata-mysql") not in names
+    claim = _one(objects, "PersistentVolumeClaim", "metadata-postgres")["spec"]
+    assert claim["storageClassName"] == "gp3" and claim["resources"]["requests"]["storage"] == "30Gi"
+    database = _one(objects, "Deployment", "model-registry-db")["spec"]["template"]["spec"]
+    assert database["containers"][0]["image"].rsplit("/", 1)[-1].startswith("postgres:")
+    assert database["volumes"][0]["persistentVolumeClaim"]["claimName"] == "metadata-postgres"
+    server = _one(objects, "Deployment", "model-registry-deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--embedmd-database-type=postgres" in server["args"]
+    secret = _one(objects, "ExternalSecret", "model-registry-db-secrets")["spec"]
+    assert [d["secretKey"] for d in secret["data"]] == ["POSTGRES_PASSWORD"]
+    assert secret["target"]["template"]["data"] == {"POSTGRES_USER": "root"}
+    # the variant's images, the catalog's `images` of the variant, are pulled (through staging's mirror)
+    from kfgen.catalog import load_catalog
+    from kfgen.mirror import mirror_image
+
+    component = load_catalog(postgres_project.root / "components").components["model-registry"]
+    plan = postgres_project.plan()
+    variant = next(p for p in plan.environment("staging").components if p.name == "model-registry").variant
+    assert variant is not None and variant.images == ("postgres",)
+    release = component.releases[plan.platform.kubeflow_version].with_variant(variant)
+    mirror = plan.environment("staging").environment.registry_mirror
+    pulled = {c["image"].split("@")[0].rsplit(":", 1)[0] for o in objects if o["kind"] == "Deployment"
+              and o["metadata"]["name"].startswith("model-registry") for c in o["spec"]["template"]["spec"]["containers"]}
+    assert pulled == {mirror_image(name, mirror) for name in release.images if name != "mysql"}
+    # the other environments keep upstream's MySQL overlay
+    assert not [o for o in postgres_project.build("local").objects if o["metadata"]["name"] == "metadata-postgres"]

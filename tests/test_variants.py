@@ -10,6 +10,7 @@ import yaml
 from helpers import PROJECT, TempProject, source_cache_dirs, spec_for_release
 from kfgen.catalog import load_catalog
 from kfgen.publish import overlay_files
+from kfgen.variants import chosen_variant
 
 RELEASES = ["26.03", "v1.11.0"]
 
@@ -100,8 +101,8 @@ def test_no_kind_variant_while_upstream_runs_its_jwks_proxy_from_an_unpinned_ima
     # The kind overlay's cluster-jwks-proxy image has only a `latest` tag upstream, which the pinned-images
     # policy refuses; once upstream pins it, the catalog can offer m2m-dex-and-kind for kind clusters.
     catalog = load_catalog(PROJECT / "components")
-    for release, source in catalog.components["oauth2-proxy"].releases.items():
-        assert source.variant_for("kind") is None
+    for release in catalog.components["oauth2-proxy"].releases:
+        assert chosen_variant(catalog.components["oauth2-proxy"], release, "kind", {}) is None
         folder = next(cache / "github.com/kubeflow/manifests" / release / "common/oauth2-proxy/components/cluster-jwks-proxy"
                       for cache in source_cache_dirs())
         images = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))["images"]

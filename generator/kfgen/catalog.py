@@ -26,14 +26,17 @@ class PatchTemplate:
 
 @dataclass(frozen=True)
 class Variant:
-    """Upstream's alternative of a component for clusters of some providers (paths or components replaced)."""
+    """Upstream's alternative of a component for clusters of some providers, or for the settings its `when`
+    holds for (paths or components replaced); variants.chosen_variant picks one."""
 
     name: str
-    providers: tuple[str, ...]
+    providers: tuple[str, ...]  # empty: any provider
     paths: tuple[str, ...] | None  # None: the release's
     components: tuple[str, ...] | None
     reason: str
     required_settings: tuple[str, ...] = ()  # settings an environment of this variant must set (no default)
+    when: str | None = None  # a template expression over the component's settings
+    images: tuple[str, ...] = ()  # container images its paths pull beyond the release's own
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,13 @@ class Release:
         """Names of the Deployments sizing touches."""
         return tuple(w.name for w in self.workloads)
 
-    def variant_for(self, provider: str) -> Variant | None:
-        """The variant clusters of provider get, if any."""
-        return next((v for v in self.variants if provider in v.providers), None)
-
     def with_variant(self, variant: Variant | None) -> Release:
-        """This release with a variant's paths and components in place of its own."""
+        """This release with a variant's paths and components in place of its own, and its images too."""
         if variant is None:
             return self
         return replace(self, paths=self.paths if variant.paths is None else variant.paths,
-                       components=self.components if variant.components is None else variant.components, variants=())
+                       components=self.components if variant.components is None else variant.components, variants=(),
+                       images=self.images + tuple(i for i in variant.images if i not in self.images))
 
     def _dir(self, path: str) -> RemoteDir:
         host, owner, repo = self.repo.split("/")
@@ -329,10 +329,11 @@ def _component(folder: Path, root: Path, releases: dict[str, tuple[str, ...]]) -
                 components=tuple(rel.get("components", ())), crds=tuple(rel["crds"]), images=tuple(rel["images"]),
                 workloads=tuple(workload(w, ("releases", name, "scalable", i)) for i, w in enumerate(rel["scalable"])),
                 namespaces=tuple(rel["namespaces"]), cluster_kinds=tuple(rel["clusterKinds"]),
-                variants=tuple(Variant(v["name"], tuple(v["providers"]),
+                variants=tuple(Variant(v["name"], tuple(v.get("providers") or ()),
                                        tuple(v["paths"]) if "paths" in v else None,
                                        tuple(v["components"]) if "components" in v else None, v["reason"],
-                                       tuple(v.get("requiredSettings") or ()))
+                                       tuple(v.get("requiredSettings") or ()), v.get("when"),
+                                       tuple(v.get("images") or ()))
                                for v in rel.get("variants") or ()),
                 image_places=tuple(_image_place(place) for place in rel.get("imagePlaces", ())),
                 code_images=tuple(_code_image(code) for code in rel.get("codeImages", ())),

@@ -99,7 +99,7 @@ def _sources(env_plan: EnvironmentPlan, release: str, mirror: str, inputs: Mirro
     """Mirrored name -> source name, from the catalog's images and upstream's values at the image places."""
     names: set[str] = set()
     for planned in env_plan.components:
-        rel = planned.component.releases[release]
+        rel = planned.source(release)
         names.update(rel.images)
         names.update(str(i.get("newName", i["name"])) for i in planned.config.images)
         names.update(code.image for code in rel.code_images)

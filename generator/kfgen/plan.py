@@ -33,6 +33,10 @@ class PlannedComponent:
         """The folder below base/ this environment's overlay builds on."""
         return base_name(self.component, self.variant)
 
+    def source(self, release: str) -> Release:
+        """The release as this environment builds it: its variant's paths and images where it has one."""
+        return variant_source(self.component, release, self.variant)
+
 
 @dataclass(frozen=True)
 class EnvironmentPlan:
@@ -138,7 +142,8 @@ def make_plan(platform: Platform, catalog: Catalog) -> Plan:
         wave = waves(sub, [n for n in order if n in enabled])
         planned = tuple(
             PlannedComponent(catalog.components[name], environment.components[name], wave[name], sub[name],
-                             chosen_variant(catalog.components[name], platform.kubeflow_version, environment.cluster.provider))
+                             chosen_variant(catalog.components[name], platform.kubeflow_version, environment.cluster.provider,
+                                            environment.components[name].settings))
             for name in order if name in enabled
         )
         environments.append(EnvironmentPlan(environment, planned))

@@ -89,7 +89,9 @@ def render_base(component: Component, release: str, mode: str, mirrors: Mapping[
         # suffix is set, so references to a generated Secret fall back to its plain name.
         files[f"{folder}/remove-default-credentials.yaml"] = (header(origin) + dump(
             {"$patch": "delete", "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "default-credentials"}})).encode()
-        patches.extend({"path": "remove-default-credentials.yaml", "target": {"kind": "Secret", "name": f"^{s.name}$"}} for s in removed)
+        # One Secret may have several entries, each for the settings its `when` holds for (keys that differ)
+        patches.extend({"path": "remove-default-credentials.yaml", "target": {"kind": "Secret", "name": f"^{name}$"}}
+                       for name in dict.fromkeys(s.name for s in removed))
     for name, body, target in hardening_patches(component.hardening):
         files[f"{folder}/{name}"] = (header(origin) + dump(body)).encode()
         patches.append({"path": name, "target": target})
@@ -256,7 +258,7 @@ def _images(overlay: _Overlay, planned: PlannedComponent, env_plan: EnvironmentP
     mirror = env_plan.environment.registry_mirror
     replaced: dict[str, dict[str, str]] = {}
     if mirror:
-        for name in planned.component.releases[release].images:
+        for name in planned.source(release).images:
             for entry in image_entries(name, mirror, pins):
                 replaced[entry["name"]] = entry
     for image in planned.config.images:

@@ -204,7 +204,9 @@ class _Resolver:
     def _check_variant_settings(self, component: Component, release: str, provider: str, settings: dict[str, Any],
                                 path: tuple[Any, ...]) -> None:
         """The settings the environment's cloud variant of the component needs, which have no default."""
-        variant = component.releases[release].variant_for(provider)
+        from .variants import chosen_variant
+
+        variant = chosen_variant(component, release, provider, settings)
         if variant is None:
             return
         for setting in variant.required_settings:
@@ -268,9 +270,10 @@ class _Resolver:
             )
             if merged["enabled"]:
                 self._check_replicas(component, release, merged.get("replicas"), path, name, platform_layer, env_layer)
-                self._check_variant_settings(component, release, env["cluster"]["provider"], merged["settings"], path)
                 invalid = validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",))
                 self.problems.extend(invalid)
+                if not invalid:  # a variant's `when` reads the settings
+                    self._check_variant_settings(component, release, env["cluster"]["provider"], merged["settings"], path)
                 if not invalid and name == NOTEBOOKS:
                     for subpath, message in spawner_problems(merged["settings"]):
                         self.fail(where + ("settings",) + subpath, message)
@@ -367,8 +370,8 @@ class _Resolver:
                                  env_profiles: tuple[Profile, ...], components: dict[str, ComponentConfig]) -> None:
         """A profile's own object-store identity replaces the environment's, so it needs one of the same kind."""
         pipelines = components.get("pipelines", _DISABLED)
-        store = pipelines.settings.get("objectStore") or {} if pipelines.enabled else {}
-        shared = store.get("identity") or {} if store.get("type") == "external" else {}
+        store = (pipelines.settings.get("objectStore") or {}) if pipelines.enabled else {}
+        shared = (store.get("identity") or {}) if store.get("type") == "external" else {}
         changed = {change["name"]: index for index, change in enumerate(env.get("profiles") or []) if "objectStoreIdentity" in change}
         declared = {p["name"]: index for index, p in enumerate(profiles)}
         for profile in env_profiles:

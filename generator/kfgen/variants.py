@@ -1,20 +1,33 @@
-"""Cloud variants: which upstream alternative of a component each environment builds.
+"""Variants: which upstream alternative of a component each environment builds.
 
-A release of a component may list variants (catalog `variants`), each for clusters of some providers:
-upstream's Istio for GKE, whose nodes mount /opt/cni/bin read-only, for one. An environment gets the
-first variant listing its cluster's provider, else the release itself. Each variant in use has a base
-of its own, `base/<component>.<variant>` (a dot never occurs in a component name); environments on
-the release itself keep `base/<component>`, so adding a variant changes nothing for them.
+A release of a component may list variants (catalog `variants`), each for clusters of some providers
+(upstream's Istio for GKE, whose nodes mount /opt/cni/bin read-only), or for settings that its `when`
+holds for (the model registry's PostgreSQL overlay). An environment gets the first variant whose
+providers list its cluster's provider and whose `when` is true, else the release itself. Each variant
+in use has a base of its own, `base/<component>.<variant>` (a dot never occurs in a component name);
+environments on the release itself keep `base/<component>`, so adding a variant changes nothing for them.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from .catalog import Component, Release, Variant
 
 
-def chosen_variant(component: Component, release: str, provider: str) -> Variant | None:
-    """The variant of component an environment on provider builds, or None for the release itself."""
-    return component.releases[release].variant_for(provider)
+def chosen_variant(component: Component, release: str, provider: str, settings: dict[str, Any]) -> Variant | None:
+    """The variant of component an environment on provider with these (merged) settings builds, or None for
+    the release itself."""
+    for index, variant in enumerate(component.releases[release].variants):
+        if variant.providers and provider not in variant.providers:
+            continue
+        if variant.when:
+            from .templates import evaluate  # jinja, only for a variant that settings choose
+
+            if not evaluate(variant.when, {"settings": settings}, f"{component.file}: releases.{release}.variants[{index}].when"):
+                continue
+        return variant
+    return None
 
 
 def base_name(component: Component, variant: Variant | None) -> str:
