@@ -39,7 +39,8 @@ _KFGEN = Path(__file__).resolve().parent
 # The modules whose code decides what load_catalog returns (tests/test_inputcache.py checks that
 # they are all the kfgen modules it imports), and this one, which decides how it is stored.
 CATALOG_CODE = ("catalog.py", "data.py", "errors.py", "inputcache.py", "refs.py", "schemas.py", "yamlio.py")
-SPEC_CODE = ("spec.py", "resolve.py", "sizing.py", "notebooks.py")  # with the catalog's, through the catalog's key
+# with the catalog's, through the catalog's key; a variant's `when` is a template expression (variants.py)
+SPEC_CODE = ("spec.py", "resolve.py", "sizing.py", "notebooks.py", "variants.py", "templates.py", "embedded.py")
 
 
 @cache

@@ -371,12 +371,10 @@ class _Resolver:
         """A profile's own object-store identity replaces the environment's, so it needs one of the same kind."""
         pipelines = components.get("pipelines", _DISABLED)
         store = (pipelines.settings.get("objectStore") or {}) if pipelines.enabled else {}
-        shared = (store.get("identity") or {}) if store.get("type") == "external" else {}
+        shared = store.get("identity") if store.get("type") == "external" else None
         changed = {change["name"]: index for index, change in enumerate(env.get("profiles") or []) if "objectStoreIdentity" in change}
         declared = {p["name"]: index for index, p in enumerate(profiles)}
-        for profile in env_profiles:
-            if not profile.object_store_identity:
-                continue
+        for profile in (p for p in env_profiles if p.object_store_identity):
             where = (path + ("profiles", changed[profile.name]) if profile.name in changed
                      else ("profiles", declared[profile.name])) + ("objectStoreIdentity",)
             kind = next(iter(profile.object_store_identity))
