@@ -13,7 +13,7 @@ from .catalog import Catalog, Component, Release, Variant
 from .errors import CatalogError, Problem
 from .refs import RemoteDir
 from .spec import ComponentConfig, Environment, Platform
-from .variants import base_name, chosen_variant, variant_source
+from .variants import base_name, named_variant, variant_source
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,7 @@ def make_plan(platform: Platform, catalog: Catalog) -> Plan:
         wave = waves(sub, [n for n in order if n in enabled])
         planned = tuple(
             PlannedComponent(catalog.components[name], environment.components[name], wave[name], sub[name],
-                             chosen_variant(catalog.components[name], platform.kubeflow_version, environment.cluster.provider,
-                                            environment.components[name].settings))
+                             named_variant(catalog.components[name], platform.kubeflow_version, environment.components[name].variant))
             for name in order if name in enabled
         )
         environments.append(EnvironmentPlan(environment, planned))

@@ -10,6 +10,7 @@ every broken one is reported at once, located in the spec.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -201,24 +202,20 @@ class _Resolver:
             written = "replicas" in (env_layer.get(name) or {})
             self.fail((path + ("components", name, "replicas")) if written else ("components", name, "replicas"), problem)
 
-    def _check_variant_settings(self, component: Component, release: str, provider: str, settings: dict[str, Any],
-                                path: tuple[Any, ...]) -> None:
-        """The settings the environment's cloud variant of the component needs, which have no default."""
-        from .variants import chosen_variant
+    def _variant(self, component: Component, release: str, provider: str, settings: dict[str, Any],
+                 path: tuple[Any, ...]) -> str | None:
+        """The variant the environment's provider and settings choose, chosen once here (plans read it from the
+        loaded spec); and the settings it needs, which have no default."""
+        from .variants import chosen_variant, missing_settings
 
         variant = chosen_variant(component, release, provider, settings)
-        if variant is None:
-            return
-        for setting in variant.required_settings:
-            if settings.get(setting) is None:
-                described = (component.settings_schema.get("properties") or {}).get(setting, {}).get("description", "")
-                first = described.split(". ")[0].rstrip(".")
-                # Located at the cluster's provider, which is what makes the setting required.
-                line, column = self.document.locate(path + ("cluster", "provider"))
-                self.problems.append(Problem(self.document.file, line, column,
-                                             format_path(path + ("components", component.name, "settings", setting)),
-                                             f"required where cluster.provider is {provider!r} ({component.name}'s "
-                                             f"{variant.name!r} variant)" + (f": {first}" if first else "")))
+        for setting, message in missing_settings(component, variant, provider, settings):
+            # Located at the cluster's provider, which is what makes the setting required.
+            line, column = self.document.locate(path + ("cluster", "provider"))
+            self.problems.append(Problem(self.document.file, line, column,
+                                         format_path(path + ("components", component.name, "settings", setting)), message))
+        return variant.name if variant else None
+
 
     def check_quantities(self, resources: Any, path: tuple[Any, ...]) -> None:
         # The schema allows integer quantities; a negative one would only fail in the cluster.
@@ -273,7 +270,8 @@ class _Resolver:
                 invalid = validate_with(self.document, component.settings_schema, merged["settings"], where + ("settings",))
                 self.problems.extend(invalid)
                 if not invalid:  # a variant's `when` reads the settings
-                    self._check_variant_settings(component, release, env["cluster"]["provider"], merged["settings"], path)
+                    variant = self._variant(component, release, env["cluster"]["provider"], merged["settings"], path)
+                    components[name] = replace(components[name], variant=variant)
                 if not invalid and name == NOTEBOOKS:
                     for subpath, message in spawner_problems(merged["settings"]):
                         self.fail(where + ("settings",) + subpath, message)

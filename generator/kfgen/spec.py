@@ -59,6 +59,7 @@ class ComponentConfig:
     customizations: tuple[str, ...] = ()  # kustomize Component folders, relative to the project
     provided: bool = False  # the cluster runs it already: not installed, its dependents satisfied
     provided_at: Problem | None = None  # where the spec says so, for errors found later (a message to fill in)
+    variant: str | None = None  # the catalog variant its provider and settings choose (variants.chosen_variant)
 
 
 @dataclass(frozen=True)

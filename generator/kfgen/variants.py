@@ -30,6 +30,26 @@ def chosen_variant(component: Component, release: str, provider: str, settings: 
     return None
 
 
+def missing_settings(component: Component, variant: Variant | None, provider: str,
+                     settings: dict[str, Any]) -> list[tuple[str, str]]:
+    """(setting, message) for each setting the variant needs that the environment leaves unset (no default)."""
+    if variant is None:
+        return []
+    missing = []
+    for setting in variant.required_settings:
+        if settings.get(setting) is None:
+            described = (component.settings_schema.get("properties") or {}).get(setting, {}).get("description", "")
+            first = described.split(". ")[0].rstrip(".")
+            missing.append((setting, f"required where cluster.provider is {provider!r} ({component.name}'s "
+                                     f"{variant.name!r} variant)" + (f": {first}" if first else "")))
+    return missing
+
+
+def named_variant(component: Component, release: str, name: str | None) -> Variant | None:
+    """The variant of that name (as the loaded spec records the choice), or None for the release itself."""
+    return next((v for v in component.releases[release].variants if v.name == name), None) if name else None
+
+
 def base_name(component: Component, variant: Variant | None) -> str:
     """The folder below base/ that an environment of this variant builds on."""
     return component.name if variant is None else f"{component.name}.{variant.name}"
