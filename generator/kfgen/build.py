@@ -29,7 +29,7 @@ from .plan import EnvironmentPlan, PlannedComponent
 from .refs import RemoteDir, parse_remote
 from .sources import LOCK_FILE, SourceCache, vendor, verify_vendor, write_lock
 from .tools import find_tool, tool_identity
-from .yamlio import Manifest, dump, load_all_plain, load_plain
+from .yamlio import Manifest, dump, load_all_plain, load_kind, load_plain
 
 
 @dataclass
@@ -342,13 +342,11 @@ _HASH_SUFFIXED = re.compile(r"^(?P<name>.+)-[2-9bcdfghkmt]{10}$")
 def _generated_config(objects: str) -> list[tuple[str, str]]:
     """(kind, name before the hash) of each ConfigMap and Secret of a base that a generator named with a hash."""
     found = []
-    for document in re.split(r"(?m)^---[ \t]*$", objects):
-        if not re.search(r"(?m)^kind: (ConfigMap|Secret)$", document):
-            continue
-        for obj in load_all_plain(document):
-            hashed = _HASH_SUFFIXED.match(str(((obj or {}).get("metadata") or {}).get("name", "")))
-            if hashed and obj.get("kind") in ("ConfigMap", "Secret"):
-                found.append((str(obj["kind"]), hashed["name"]))
+    for kind in ("ConfigMap", "Secret"):
+        for obj in load_kind(objects, kind):
+            hashed = _HASH_SUFFIXED.match(str((obj.get("metadata") or {}).get("name", "")))
+            if hashed:
+                found.append((kind, hashed["name"]))
     return found
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog import CodeImage, Component, ImagePlace, Release
 from .errors import SourceError
 from .notebooks import changes_spawner
-from .yamlio import load_all_plain, load_plain
+from .yamlio import load_kind, load_plain
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -161,10 +161,8 @@ def _pointer(*parts: str | int) -> str:
 @functools.lru_cache(maxsize=64)
 def _documents(text: str, kind: str) -> tuple[dict[str, Any], ...]:
     """Upstream's objects of one kind, parsed once: many places of a release share a file of thousands of lines,
-    mostly other kinds (a document marker at the start of a line always ends a document). Read only."""
-    chunks = re.split(r"(?m)^---[ \t]*$", text)
-    return tuple(d for chunk in chunks if f"kind: {kind}" in chunk for d in load_all_plain(chunk)
-                 if isinstance(d, dict) and d.get("kind") == kind)
+    mostly other kinds. Read only."""
+    return tuple(load_kind(text, kind))
 
 
 def _find_object(text: str, place: ImagePlace, where: str) -> dict[str, Any]:
@@ -304,7 +302,7 @@ def _merge_code_image(patch: dict[str, Any], code: CodeImage, workload_text: str
     image lock's digest after it when it pins one (the code writes name:tag, and name:tag@digest pulls by digest).
     Upstream's workload must set neither, or its value would be the one to test and replace."""
     obj = _find_object(workload_text, ImagePlace(kind=code.kind, name=code.name, file=code.file, source="manifest"), where)
-    _, pod = _pod_spec_path(obj)
+    prefix, pod = _pod_spec_path(obj)
     container = next((c for c in pod.get("containers") or [] if c.get("name") == code.container), None)
     if container is None:
         raise SourceError(f"{where}: upstream's {code.kind} {code.name} has no container {code.container}")
@@ -314,7 +312,7 @@ def _merge_code_image(patch: dict[str, Any], code: CodeImage, workload_text: str
                           "name this image as an image place instead")
     tag = code_image_tag(code, tag_text, where)
     digest = pins.get(f"{code.image}:{tag}")
-    _env_entry(patch, obj, ["spec", "template", "spec"], code.kind, code.name, code.container).extend([
+    _env_entry(patch, obj, prefix, code.kind, code.name, code.container).extend([
         {"name": code.name_env, "value": mirror_image(code.image, mirror)},
         {"name": code.tag_env, "value": tag + (f"@{digest}" if digest else "")}])
 

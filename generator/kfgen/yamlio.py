@@ -291,6 +291,14 @@ def load_all_plain(text: str) -> list[Manifest]:
     return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
 
 
+def load_kind(text: str, kind: str) -> list[Manifest]:
+    """The documents of one kind in a trusted stream, parsing only those: a document marker at the start of
+    a line always ends a document, so the others are skipped unread."""
+    chunks = re.split(r"(?m)^---[ \t]*$", text)
+    return [d for chunk in chunks if f"kind: {kind}" in chunk for d in load_all_plain(chunk)
+            if isinstance(d, dict) and d.get("kind") == kind]
+
+
 class _DumpOptions(TypedDict):
     Dumper: type[_Dumper]
     sort_keys: bool
